@@ -1,0 +1,35 @@
+"""The `suuupra` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from suuupra.cli import platform_cmd
+from suuupra.cli.context import state
+
+app = typer.Typer(
+    name="suuupra",
+    help="Suuupra Streams: the local platform, topics, schemas and simulated traffic of the learning platform.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(platform_cmd.app, name="platform")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Settings file (TOML or YAML); also SUUUPRA_CONFIG.")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="Settings profile: local or production; also SUUUPRA_PROFILE."),
+    ] = None,
+) -> None:
+    cli = state(ctx)
+    cli.config_file = config
+    cli.profile = profile

@@ -1,0 +1,211 @@
+"""The extension point of the local platform: one `Component` per server process we run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from suuupra.settings import Settings
+
+
+class PlatformError(RuntimeError):
+    """A component that cannot be installed or started; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    port: int
+    setting: str  # dotted settings path, e.g. "kafka.port"
+
+    @property
+    def env_var(self) -> str:
+        return "SUUUPRA_" + self.setting.upper().replace(".", "__")
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; it only waits for its parent to reap it.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def pid_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pid_cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+class Component(ABC):
+    """A server of the local platform, started and stopped by us, its data under the platform folder.
+
+    Each component runs in the foreground as a child in its own session, so the pid we record is the
+    server itself; `stop` signals only a pid whose command line or working directory is in our data folder.
+    """
+
+    name: str
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout_s: float = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.paths.data_dir / self.name
+
+    # --- what each component defines -------------------------------------------------------------
+    @abstractmethod
+    def ports(self) -> Sequence[PortSpec]: ...
+
+    @abstractmethod
+    def is_installed(self) -> bool: ...
+
+    @abstractmethod
+    def install_hint(self) -> str:
+        """What installs this component (shown when it is missing and cannot be installed for the user)."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Creates configuration and initialises the data folder; must be idempotent and keep data."""
+
+    @abstractmethod
+    def command(self) -> list[str]: ...
+
+    @abstractmethod
+    def health(self) -> Health:
+        """A real request to the server (not a port probe)."""
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.ports()[0].port}"
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def run_as(self) -> str | None:
+        """The user the server must run as, if not the caller."""
+        return None
+
+    def accepting(self) -> bool:
+        """True once the server takes requests; `after_start` runs then, before the final health check."""
+        return self.health().ok
+
+    def after_start(self) -> None:
+        """Runs once the component is healthy after a start."""
+
+    # --- process management ----------------------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.paths.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.paths.log_dir / f"{self.name}.out"
+
+    def pid(self) -> int | None:
+        """The pid of the server we started, if it is still that process."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not pid_alive(pid):
+            return None
+        # Some servers rewrite their process title (Redis), some change directory (PostgreSQL): either
+        # the command line or the working directory still names our data folder.
+        ours = str(self.settings.paths.data_dir)
+        if ours in pid_cmdline(pid) or pid_cwd(pid).startswith(ours):
+            return pid
+        return None
+
+    def check_ports_free(self) -> None:
+        for spec in self.ports():
+            if port_open("127.0.0.1", spec.port):
+                raise PlatformError(
+                    f"{self.name}: port {spec.port} on 127.0.0.1 is already taken by another process. "
+                    f"Stop that process, or choose another port with the setting '{spec.setting}' "
+                    f"(environment variable {spec.env_var})."
+                )
+
+    def start(self) -> int:
+        self.check_ports_free()
+        self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        user = self.run_as()
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                env=self.environment(),
+                start_new_session=True,
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
+            )
+        self.pid_file.write_text(str(process.pid))
+        return process.pid
+
+    def exited_early(self) -> str | None:
+        """The tail of the log when the process we just started is gone already."""
+        if self.pid() is not None:
+            return None
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()[-15:]
+        except OSError:
+            lines = []
+        return "\n".join(lines)
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, self.stop_signal)
+        if not wait_until(lambda: not pid_alive(pid), self.stop_timeout_s):
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not pid_alive(pid), 10)
+        self.pid_file.unlink(missing_ok=True)
+        return True

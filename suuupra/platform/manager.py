@@ -1,0 +1,160 @@
+"""`suuupra platform up | down | status`: install what is missing, start, wait for health, stop what we started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from suuupra.platform.base import Component, Health, PlatformError, wait_until
+from suuupra.platform.clickhouse import ClickHouse
+from suuupra.platform.kafka import Kafka
+from suuupra.platform.postgres import Postgres
+from suuupra.platform.redis import Redis
+from suuupra.platform.registry import SchemaRegistry
+from suuupra.settings import Settings
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    address: str
+    health: Health
+
+
+def components(settings: Settings) -> list[Component]:
+    """In start order: the registry keeps its schemas in PostgreSQL, so it comes after it."""
+    return [
+        Postgres(settings),
+        Kafka(settings),
+        ClickHouse(settings),
+        Redis(settings),
+        SchemaRegistry(settings),
+    ]
+
+
+class Platform:
+    def __init__(self, settings: Settings, report: Report = lambda _message: None) -> None:
+        if not settings.is_local:
+            raise PlatformError(
+                f"the local platform runs only with profile 'local' (this is '{settings.profile}'): "
+                "a production platform is operated elsewhere"
+            )
+        self.settings = settings
+        self.report = report
+        self.components = components(settings)
+
+    # --- install ---------------------------------------------------------------------------------
+    def install(self) -> None:
+        missing_apt = [
+            c
+            for c in self.components
+            if isinstance(c, (ClickHouse, Redis, Postgres)) and not c.is_installed()
+        ]
+        if missing_apt:
+            self._apt_install(missing_apt)
+        if not all(c.is_installed() for c in self.components):
+            self._maven_fetch()
+        still_missing = [c for c in self.components if not c.is_installed()]
+        if still_missing:
+            hints = "; ".join(f"{c.name}: {c.install_hint()}" for c in still_missing)
+            raise PlatformError(f"still missing after install: {hints}")
+
+    def _apt_install(self, missing: Iterable[Component]) -> None:
+        names = ", ".join(c.name for c in missing)
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            hints = " && ".join(c.install_hint() for c in missing)
+            raise PlatformError(f"{names} not installed; as root run: {hints}")
+        self.report(f"installing {names} from Debian packages")
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for args in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", *self.settings.platform.apt_packages],
+        ):
+            result = subprocess.run(args, capture_output=True, text=True, env=environment, check=False)
+            if result.returncode != 0:
+                raise PlatformError(f"{' '.join(args)} failed: {result.stderr.strip()[-800:]}")
+
+    def _maven_fetch(self) -> None:
+        if shutil.which(self.settings.platform.maven) is None:
+            raise PlatformError(
+                "Maven is needed to fetch Kafka and Apicurio from Maven Central: apt-get install -y maven"
+            )
+        self.report("fetching Kafka and Apicurio Registry from Maven Central")
+        lib = self.settings.paths.lib_dir
+        args = [self.settings.platform.maven, "-q", "-B", "-f", str(self.settings.paths.maven_pom),
+                f"-Dplatform.lib={lib}", "package"]  # fmt: skip
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise PlatformError(f"maven fetch failed: {(result.stdout + result.stderr).strip()[-1500:]}")
+
+    # --- up / down / status ----------------------------------------------------------------------
+    def up(self) -> list[ComponentStatus]:
+        self.install()
+        self.settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        started: list[Component] = []
+        # Everything but the registry starts at once; the registry needs PostgreSQL ready first.
+        registry = [c for c in self.components if isinstance(c, SchemaRegistry)]
+        for component in [c for c in self.components if c not in registry]:
+            if self._start_if_needed(component):
+                started.append(component)
+        for component in [c for c in self.components if c not in registry]:
+            self._await(component, component in started)
+        for component in registry:
+            if self._start_if_needed(component):
+                started.append(component)
+            self._await(component, component in started)
+        return self.status()
+
+    def _start_if_needed(self, component: Component) -> bool:
+        if component.pid() is not None:
+            self.report(f"{component.name}: already running (pid {component.pid()})")
+            return False
+        component.prepare()
+        pid = component.start()
+        self.report(f"{component.name}: started (pid {pid}), waiting for it to answer")
+        return True
+
+    def _await(self, component: Component, just_started: bool) -> None:
+        timeout = self.settings.platform.startup_timeout_s
+        began = time.monotonic()
+
+        def ready() -> bool:
+            if (log_tail := component.exited_early()) is not None:
+                raise PlatformError(
+                    f"{component.name} exited during start-up; last lines of {component.log_file}:\n{log_tail}"
+                )
+            return component.accepting()
+
+        if not wait_until(ready, timeout, interval=0.25):
+            raise PlatformError(
+                f"{component.name} did not answer within {timeout:.0f} s; see {component.log_file}"
+            )
+        component.after_start()  # idempotent: also repairs a role or database removed by hand
+        if not wait_until(lambda: component.health().ok, timeout):
+            raise PlatformError(f"{component.name} is up but unhealthy: {component.health().detail}")
+        if just_started:
+            self.report(f"{component.name}: healthy after {time.monotonic() - began:.1f} s")
+
+    def down(self) -> list[str]:
+        stopped = []
+        # Reverse order: the registry goes before the database it writes to.
+        for component in reversed(self.components):
+            if component.stop():
+                self.report(f"{component.name}: stopped")
+                stopped.append(component.name)
+        return stopped
+
+    def status(self) -> list[ComponentStatus]:
+        statuses = []
+        for component in self.components:
+            pid = component.pid()
+            health = component.health() if pid is not None else Health(False, "not running")
+            statuses.append(ComponentStatus(component.name, pid, component.address, health))
+        return statuses

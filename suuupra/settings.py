@@ -1,0 +1,267 @@
+"""One typed settings object for every host, port, topic and path.
+
+Precedence, highest first: environment variables (``SUUUPRA_`` prefix, ``__`` between nested names, e.g.
+``SUUUPRA_KAFKA__PORT=29092``), the optional settings file (``--config`` or ``SUUUPRA_CONFIG``, TOML or YAML),
+the profile file ``infra/profiles/<profile>.toml``, then the defaults below (which describe the local platform).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "SUUUPRA_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = PROJECT_ROOT / "infra" / "profiles"
+LOOPBACK = "127.0.0.1"
+
+Profile = Literal["local", "production"]
+
+
+class SettingsError(ValueError):
+    """A settings file or value that cannot be used; the message says what to change."""
+
+
+class KafkaSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = 19092
+    controller_port: int = 19093
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated brokers; when set, host/port are ignored (remote clusters).",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    client_overrides: dict[str, str] = Field(
+        default_factory=dict, description="librdkafka properties passed through unchanged."
+    )
+    heap: str = "1g"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by producers, consumers and the admin client."""
+        config: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        config.update(self.client_overrides)
+        return config
+
+
+class RegistrySettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = 18081
+    url: str | None = Field(default=None, description="Confluent-compatible base URL; overrides host/port.")
+    basic_auth_user_info: SecretStr | None = Field(
+        default=None, description="'user:password' for the registry."
+    )
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"] = "BACKWARD"
+    heap: str = "512m"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ccompat_url(self) -> str:
+        return self.url or f"{self.base_url}/apis/ccompat/v7"
+
+    def client_config(self) -> dict[str, str]:
+        config = {"url": self.ccompat_url}
+        if self.basic_auth_user_info:
+            config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return config
+
+
+class ClickHouseSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = Field(default=19000, description="Native protocol port (clickhouse-driver).")
+    http_port: int = 18123
+    database: str = "suuupra"
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    secure: bool = False
+
+
+class RedisSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = 16379
+    password: SecretStr | None = None
+    db: int = 0
+
+
+class PostgresSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = 15432
+    user: str = "suuupra"
+    password: SecretStr = SecretStr("suuupra-local")
+    database: str = "suuupra"
+    registry_database: str = Field(
+        default="apicurio", description="Where Apicurio Registry keeps its schemas."
+    )
+
+    def dsn(self, database: str | None = None) -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={database or self.database} "
+            f"user={self.user} password={self.password.get_secret_value()}"
+        )
+
+
+class TopicNames(BaseModel):
+    """Logical topic -> Kafka topic name. `infra/topics.yaml` declares each logical topic's configuration."""
+
+    user: str = "user.events"
+    content: str = "content.events"
+    commerce: str = "commerce.events"
+    payment: str = "payment.events"
+    ledger: str = "ledger.events"
+    clickstream: str = "clickstream.events"
+    dead_letter: str = "dead-letter.events"
+    analytics_late: str = "analytics.late-events"
+
+    def resolve(self, logical: str) -> str:
+        try:
+            return str(getattr(self, logical))
+        except AttributeError:
+            known = ", ".join(type(self).model_fields)
+            raise SettingsError(f"unknown logical topic '{logical}'; known: {known}") from None
+
+    def domain(self) -> dict[str, str]:
+        """The topics services publish domain events to."""
+        return {
+            k: self.resolve(k) for k in ("user", "content", "commerce", "payment", "ledger", "clickstream")
+        }
+
+
+class PathSettings(BaseModel):
+    data_dir: Path = PROJECT_ROOT / ".platform"
+    topics_file: Path = PROJECT_ROOT / "infra" / "topics.yaml"
+    schemas_dir: Path = PROJECT_ROOT / "schemas"
+    maven_pom: Path = PROJECT_ROOT / "infra" / "maven" / "pom.xml"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.data_dir / "lib"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+
+class PlatformSettings(BaseModel):
+    startup_timeout_s: float = 180.0
+    java: str = "java"
+    registry_java: str | None = Field(
+        default=None, description="A Java 21+ for Apicurio Registry 3.3; found under /usr/lib/jvm when unset."
+    )
+    maven: str = "mvn"
+    apt_packages: list[str] = Field(
+        default_factory=lambda: ["clickhouse-server", "redis-server", "postgresql"]
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    profile: Profile = "local"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Files arrive as init values (see `load_settings`); the environment must still win over them.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _production_needs_real_endpoints(self) -> Settings:
+        if self.profile == "production" and self.kafka.bootstrap_servers is None:
+            raise SettingsError(
+                "profile 'production' needs the brokers: set SUUUPRA_KAFKA__BOOTSTRAP_SERVERS "
+                "(or kafka.bootstrap_servers in the settings file)"
+            )
+        return self
+
+    @cached_property
+    def is_local(self) -> bool:
+        return self.profile == "local"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise SettingsError(
+            f"settings file {path} is not valid {path.suffix[1:].upper()}: {error}"
+        ) from error
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(config_file: Path | None = None, profile: str | None = None) -> Settings:
+    """Builds the settings from profile file, optional settings file and environment."""
+    config_path = config_file or (Path(p) if (p := os.environ.get(f"{ENV_PREFIX}CONFIG")) else None)
+    file_values = _read_file(config_path) if config_path else {}
+    chosen = profile or os.environ.get(f"{ENV_PREFIX}PROFILE") or file_values.get("profile") or "local"
+    profile_file = PROFILES_DIR / f"{chosen}.toml"
+    if not profile_file.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise SettingsError(f"unknown profile '{chosen}' (no {profile_file}); known profiles: {known}")
+    values = _deep_merge(_read_file(profile_file), file_values)
+    values["profile"] = chosen
+    return Settings(**values)
