@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "SUUUPRA_"
@@ -75,10 +75,10 @@ class RegistrySettings(BaseModel):
     host: str = LOOPBACK
     port: int = 18081
     url: str | None = Field(default=None, description="Confluent-compatible base URL; overrides host/port.")
-    basic_auth_user_info: SecretStr | None = Field(
-        default=None, description="'user:password' for the registry."
-    )
-    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"] = "BACKWARD"
+    basic_auth_user_info: SecretStr | None = Field(default=None, description="'user:password' for the registry.")
+    # FULL = BACKWARD (new readers read old data) + FORWARD (old readers, e.g. a running Flink job, read new data):
+    # producers and consumers of a shared topic upgrade independently.
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"] = "FULL"
     heap: str = "512m"
 
     @property
@@ -119,9 +119,7 @@ class PostgresSettings(BaseModel):
     user: str = "suuupra"
     password: SecretStr = SecretStr("suuupra-local")
     database: str = "suuupra"
-    registry_database: str = Field(
-        default="apicurio", description="Where Apicurio Registry keeps its schemas."
-    )
+    registry_database: str = Field(default="apicurio", description="Where Apicurio Registry keeps its schemas.")
 
     def dsn(self, database: str | None = None) -> str:
         return (
@@ -151,9 +149,7 @@ class TopicNames(BaseModel):
 
     def domain(self) -> dict[str, str]:
         """The topics services publish domain events to."""
-        return {
-            k: self.resolve(k) for k in ("user", "content", "commerce", "payment", "ledger", "clickstream")
-        }
+        return {k: self.resolve(k) for k in ("user", "content", "commerce", "payment", "ledger", "clickstream")}
 
 
 class PathSettings(BaseModel):
@@ -182,9 +178,7 @@ class PlatformSettings(BaseModel):
         default=None, description="A Java 21+ for Apicurio Registry 3.3; found under /usr/lib/jvm when unset."
     )
     maven: str = "mvn"
-    apt_packages: list[str] = Field(
-        default_factory=lambda: ["clickhouse-server", "redis-server", "postgresql"]
-    )
+    apt_packages: list[str] = Field(default_factory=lambda: ["clickhouse-server", "redis-server", "postgresql"])
 
 
 class Settings(BaseSettings):
@@ -235,9 +229,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise SettingsError(
-            f"settings file {path} is not valid {path.suffix[1:].upper()}: {error}"
-        ) from error
+        raise SettingsError(f"settings file {path} is not valid {path.suffix[1:].upper()}: {error}") from error
     if not isinstance(data, dict):
         raise SettingsError(f"settings file {path} must hold a mapping at the top level")
     return data
@@ -264,4 +256,11 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
         raise SettingsError(f"unknown profile '{chosen}' (no {profile_file}); known profiles: {known}")
     values = _deep_merge(_read_file(profile_file), file_values)
     values["profile"] = chosen
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise SettingsError(problems) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from suuupra.cli import platform_cmd
+from suuupra.cli import platform_cmd, schemas_cmd, simulate_cmd, topics_cmd
 from suuupra.cli.context import state
 
 app = typer.Typer(
@@ -17,6 +17,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(platform_cmd.app, name="platform")
+app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(schemas_cmd.app, name="schemas")
+app.command("simulate")(simulate_cmd.simulate)
+app.command("summary")(simulate_cmd.summary)
 
 
 @app.callback()

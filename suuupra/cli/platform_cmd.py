@@ -33,6 +33,17 @@ def _platform(ctx: typer.Context) -> Platform:
 
 
 @app.command()
+def install(ctx: typer.Context) -> None:
+    """Install what is missing: Debian packages (as root) and Kafka and Apicurio jars from Maven Central."""
+    platform = _platform(ctx)
+    try:
+        platform.install()
+    except PlatformError as error:
+        raise fail(str(error)) from error
+    console.print(f"installed; JVM components in {platform.settings.paths.lib_dir}")
+
+
+@app.command()
 def up(ctx: typer.Context) -> None:
     """Install what is missing, start every component on 127.0.0.1 and wait until each one answers."""
     platform = _platform(ctx)
@@ -44,9 +55,7 @@ def up(ctx: typer.Context) -> None:
             f"{error}\nRun `suuupra platform status` to see what is up, `suuupra platform down` to stop it."
         ) from error
     console.print(_table(statuses))
-    console.print(
-        f"platform up in {time.monotonic() - began:.1f} s; data in {platform.settings.paths.data_dir}"
-    )
+    console.print(f"platform up in {time.monotonic() - began:.1f} s; data in {platform.settings.paths.data_dir}")
 
 
 @app.command()

@@ -131,8 +131,8 @@ class Component(ABC):
         """True once the server takes requests; `after_start` runs then, before the final health check."""
         return self.health().ok
 
-    def after_start(self) -> None:
-        """Runs once the component is healthy after a start."""
+    def after_start(self) -> None:  # noqa: B027 - optional hook, most components need nothing here
+        """Runs once the component accepts requests, before the final health check."""
 
     # --- process management ----------------------------------------------------------------------
     @property

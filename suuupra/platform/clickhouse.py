@@ -53,9 +53,7 @@ class ClickHouse(Component):
         return ["clickhouse-server", f"--config-file={self.config_file}"]
 
     def health(self) -> Health:
-        client = Client(
-            host="127.0.0.1", port=self.settings.clickhouse.port, connect_timeout=1, send_receive_timeout=3
-        )
+        client = Client(host="127.0.0.1", port=self.settings.clickhouse.port, connect_timeout=1, send_receive_timeout=3)
         try:
             version = client.execute("SELECT version()")[0][0]
         except (ClickHouseError, OSError, EOFError) as error:

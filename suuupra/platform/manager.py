@@ -53,9 +53,7 @@ class Platform:
     # --- install ---------------------------------------------------------------------------------
     def install(self) -> None:
         missing_apt = [
-            c
-            for c in self.components
-            if isinstance(c, (ClickHouse, Redis, Postgres)) and not c.is_installed()
+            c for c in self.components if isinstance(c, (ClickHouse, Redis, Postgres)) and not c.is_installed()
         ]
         if missing_apt:
             self._apt_install(missing_apt)
@@ -133,9 +131,7 @@ class Platform:
             return component.accepting()
 
         if not wait_until(ready, timeout, interval=0.25):
-            raise PlatformError(
-                f"{component.name} did not answer within {timeout:.0f} s; see {component.log_file}"
-            )
+            raise PlatformError(f"{component.name} did not answer within {timeout:.0f} s; see {component.log_file}")
         component.after_start()  # idempotent: also repairs a role or database removed by hand
         if not wait_until(lambda: component.health().ok, timeout):
             raise PlatformError(f"{component.name} is up but unhealthy: {component.health().detail}")

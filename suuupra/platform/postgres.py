@@ -18,9 +18,7 @@ SUPERUSER = "postgres"
 
 
 def _postgres_bin() -> Path | None:
-    versions = sorted(
-        (p for p in POSTGRES_LIB.glob("*/bin") if (p / "postgres").exists()), key=lambda p: p.parent.name
-    )
+    versions = sorted((p for p in POSTGRES_LIB.glob("*/bin") if (p / "postgres").exists()), key=lambda p: p.parent.name)
     return versions[-1] if versions else None
 
 
@@ -53,9 +51,7 @@ class Postgres(Component):
     def _bin(self, tool: str) -> str:
         folder = _postgres_bin()
         if folder is None:
-            raise PlatformError(
-                f"PostgreSQL server binaries not found under {POSTGRES_LIB}: {self.install_hint()}"
-            )
+            raise PlatformError(f"PostgreSQL server binaries not found under {POSTGRES_LIB}: {self.install_hint()}")
         return str(folder / tool)
 
     def _as_owner(self, args: list[str]) -> subprocess.CompletedProcess[str]:

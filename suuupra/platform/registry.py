@@ -27,9 +27,7 @@ def java_major(java: str) -> int:
 
 @cache
 def find_java(minimum: int, preferred: str | None) -> str:
-    candidates = (
-        [preferred] if preferred else ["java", *map(str, sorted(JVM_DIR.glob("*/bin/java"), reverse=True))]
-    )
+    candidates = [preferred] if preferred else ["java", *map(str, sorted(JVM_DIR.glob("*/bin/java"), reverse=True))]
     for java in candidates:
         if java_major(java) >= minimum:
             return java

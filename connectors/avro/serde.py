@@ -1,0 +1,143 @@
+"""Avro in the Confluent wire format: magic byte 0, a 4-byte big-endian schema id, the Avro binary body.
+
+Built on fastavro; schema ids and parsed writer schemas are cached per process, so the registry is asked once
+per schema, not once per record.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from connectors.avro.errors import (
+    MalformedRecordError,
+    RegistryUnavailableError,
+    SerializationError,
+    UnknownSchemaError,
+)
+from connectors.avro.schema import AvroSchema
+from connectors.avro.subject import SubjectNameStrategy, topic_record_name
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">bI")
+
+
+def _registry_failure(error: Exception, what: str) -> RegistryUnavailableError:
+    return RegistryUnavailableError(f"schema registry failed while {what}: {error}")
+
+
+class AvroSerializer:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        subject_name_strategy: SubjectNameStrategy = topic_record_name,
+        auto_register: bool = False,
+    ) -> None:
+        self._registry = registry
+        self._subject = subject_name_strategy
+        self._auto_register = auto_register
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def schema_id(self, topic: str, schema: AvroSchema) -> int:
+        subject = self._subject(topic, schema.fullname)
+        key = (subject, schema.text)
+        if (cached := self._ids.get(key)) is not None:
+            return cached
+        registry_schema = Schema(schema.text, "AVRO")
+        try:
+            if self._auto_register:
+                schema_id = self._registry.register_schema(subject, registry_schema)
+            else:
+                schema_id = self._registry.lookup_schema(subject, registry_schema).schema_id
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise SerializationError(
+                    f"schema {schema.fullname} is not registered under subject '{subject}': "
+                    "run `suuupra schemas register`"
+                ) from error
+            raise _registry_failure(error, f"looking up subject '{subject}'") from error
+        except Exception as error:  # connection errors surface as requests/httpx exceptions
+            raise _registry_failure(error, f"looking up subject '{subject}'") from error
+        self._ids[key] = int(schema_id)
+        return int(schema_id)
+
+    def serialize(self, topic: str, schema: AvroSchema, value: Mapping[str, Any]) -> bytes:
+        schema_id = self.schema_id(topic, schema)
+        buffer = io.BytesIO()
+        buffer.write(HEADER.pack(MAGIC_BYTE, schema_id))
+        try:
+            fastavro.schemaless_writer(buffer, schema.parsed, value, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise SerializationError(f"value does not match schema {schema.fullname}: {error}") from error
+        return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class DecodedRecord:
+    schema_id: int
+    record_name: str
+    value: dict[str, Any]
+
+
+class AvroDeserializer:
+    """Reads any record whose writer schema is in the registry.
+
+    `reader_schemas` (record fullname -> schema) optionally projects old or new writer versions onto the
+    schema this consumer was written against, following Avro schema resolution.
+    """
+
+    def __init__(self, registry: SchemaRegistryClient, reader_schemas: Mapping[str, AvroSchema] | None = None) -> None:
+        self._registry = registry
+        self._readers = dict(reader_schemas or {})
+        self._writers: dict[int, Any] = {}
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        if (cached := self._writers.get(schema_id)) is not None:
+            return cached
+        try:
+            registered = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
+            raise _registry_failure(error, f"fetching schema id {schema_id}") from error
+        except Exception as error:
+            raise _registry_failure(error, f"fetching schema id {schema_id}") from error
+        if registered.schema_type not in (None, "AVRO"):
+            raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
+        parsed = AvroSchema.from_text(registered.schema_str).parsed
+        self._writers[schema_id] = parsed
+        return parsed
+
+    def deserialize(self, data: bytes | None) -> DecodedRecord:
+        if data is None:
+            raise MalformedRecordError("record has no value (a tombstone), expected an Avro event")
+        if len(data) < HEADER.size:
+            raise MalformedRecordError(f"record is {len(data)} bytes, shorter than the 5-byte Confluent Avro header")
+        magic, schema_id = HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise MalformedRecordError(f"first byte is 0x{magic & 0xFF:02x}, not the Confluent Avro magic byte 0x00")
+        writer = self._writer_schema(schema_id)
+        name = str(writer["name"])
+        reader = self._readers.get(name)
+        body = io.BytesIO(data)
+        body.seek(HEADER.size)
+        try:
+            value = fastavro.schemaless_reader(body, writer, reader.parsed if reader else None)
+        except Exception as error:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError ...
+            raise MalformedRecordError(
+                f"Avro body does not decode with schema id {schema_id} ({name}): {type(error).__name__}: {error}"
+            ) from error
+        if body.tell() != len(data):
+            raise MalformedRecordError(
+                f"{len(data) - body.tell()} bytes left over after decoding with schema id {schema_id} ({name})"
+            )
+        if not isinstance(value, dict):
+            raise MalformedRecordError(f"schema id {schema_id} is not a record schema")
+        return DecodedRecord(schema_id, name, value)

@@ -1,0 +1,49 @@
+"""The dead-letter writer: a record we cannot use is kept, byte for byte, with where it came from and why."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from confluent_kafka import Message
+
+from connectors.kafka.producer import AvroProducer
+
+HEADER_PREFIX = "dlq."
+
+
+def dead_letter_headers(message: Message, reason: str, reason_code: str) -> list[tuple[str, bytes]]:
+    original = [(name, value or b"") for name, value in (message.headers() or [])]
+    return [
+        *original,
+        (f"{HEADER_PREFIX}original.topic", (message.topic() or "").encode()),
+        (f"{HEADER_PREFIX}original.partition", str(message.partition()).encode()),
+        (f"{HEADER_PREFIX}original.offset", str(message.offset()).encode()),
+        (f"{HEADER_PREFIX}original.timestamp", str(message.timestamp()[1]).encode()),
+        (f"{HEADER_PREFIX}reason", reason.encode()),
+        (f"{HEADER_PREFIX}reason.code", reason_code.encode()),
+        (f"{HEADER_PREFIX}failed.at", str(int(time.time() * 1000)).encode()),
+    ]
+
+
+def parse_dead_letter_headers(headers: list[tuple[str, bytes]] | None) -> Mapping[str, str]:
+    """The `dlq.*` headers of a dead-lettered record, without the prefix."""
+    return {
+        name.removeprefix(HEADER_PREFIX): (value or b"").decode(errors="replace")
+        for name, value in (headers or [])
+        if name.startswith(HEADER_PREFIX)
+    }
+
+
+class DeadLetterWriter:
+    def __init__(self, producer: AvroProducer, topic: str) -> None:
+        self._producer = producer
+        self.topic = topic
+        self.count = 0
+
+    def send(self, message: Message, reason: str, reason_code: str) -> None:
+        """Returns once the broker has the record, so the caller may then commit past the original offset."""
+        headers = dead_letter_headers(message, reason, reason_code)
+        self._producer.produce_raw(self.topic, message.key(), message.value(), headers)
+        self._producer.flush()
+        self.count += 1

@@ -1,0 +1,84 @@
+"""Domain events in and out of Kafka: the catalogue's schemas, the settings' topics, keyed by `user_id`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from connectors.avro.schema import AvroSchema
+from connectors.avro.serde import AvroDeserializer, AvroSerializer
+from connectors.avro.subject import topic_record_name
+from connectors.kafka.consumer import AvroConsumer
+from connectors.kafka.dead_letter import DeadLetterWriter
+from connectors.kafka.producer import AvroProducer
+from connectors.registry import registry_client
+from schemas import Catalog, EventSchema, default_catalog
+from suuupra.settings import Settings
+
+EVENT_TYPE_HEADER = "event_type"
+
+
+def make_registry(settings: Settings) -> SchemaRegistryClient:
+    auth = settings.registry.basic_auth_user_info
+    return registry_client(settings.registry.ccompat_url, auth.get_secret_value() if auth else None)
+
+
+def subject_for(settings: Settings, event: EventSchema) -> str:
+    """Several event types share a domain topic, so each (topic, record) pair is its own subject."""
+    return topic_record_name(settings.topics.resolve(event.topic), event.record_name)
+
+
+class EventPublisher:
+    """Publishes catalogue events: picks the schema and topic from the event type, keys by `user_id`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog | None = None,
+        registry: SchemaRegistryClient | None = None,
+        **producer_overrides: str,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or default_catalog()
+        serializer = AvroSerializer(registry or make_registry(settings), topic_record_name)
+        self.producer = AvroProducer(settings.kafka.client_config(), serializer, **producer_overrides)
+
+    def topic_of(self, event_type: str) -> str:
+        return self.settings.topics.resolve(self.catalog.schema_for(event_type).topic)
+
+    def publish(self, value: Mapping[str, Any]) -> str:
+        """Sends one event; returns its topic. Delivery is confirmed by `flush`."""
+        event = self.catalog.schema_for(str(value["event_type"]))
+        topic = self.settings.topics.resolve(event.topic)
+        headers = [(EVENT_TYPE_HEADER, event.event_type.encode())]
+        self.producer.produce(topic, str(value["user_id"]), event.schema, value, headers)
+        return topic
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self.producer.flush(timeout)
+
+
+def reader_schemas(catalog: Catalog) -> dict[str, AvroSchema]:
+    return {event.record_name: event.schema for event in catalog.events.values()}
+
+
+def event_consumer(
+    settings: Settings,
+    topics: Sequence[str],
+    group_id: str | None = None,
+    catalog: Catalog | None = None,
+    registry: SchemaRegistryClient | None = None,
+) -> AvroConsumer:
+    """A consumer of domain events that dead-letters what it cannot read (a fresh group unless one is given)."""
+    registry = registry or make_registry(settings)
+    dead_letter_producer = AvroProducer(settings.kafka.client_config(), AvroSerializer(registry))
+    return AvroConsumer(
+        settings.kafka.client_config(),
+        group_id or f"suuupra-reader-{uuid.uuid4()}",
+        topics,
+        AvroDeserializer(registry, reader_schemas(catalog or default_catalog())),
+        DeadLetterWriter(dead_letter_producer, settings.topics.dead_letter),
+    )

@@ -1,0 +1,48 @@
+"""Tests run against the real local platform; `platform up` is idempotent, so a running one is reused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from schemas import default_catalog
+from suuupra.events import make_registry
+from suuupra.platform.manager import Platform
+from suuupra.schema_tools.registry_sync import register_all
+from suuupra.settings import Settings, TopicNames, load_settings
+from suuupra.topics.apply import apply_topics
+from suuupra.topics.spec import load_topic_specs
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(profile="local")
+
+
+@pytest.fixture(scope="session")
+def platform(settings: Settings) -> Iterator[Platform]:
+    platform = Platform(settings)
+    already_running = all(component.pid() is not None for component in platform.components)
+    platform.up()
+    yield platform
+    if not already_running:
+        platform.down()
+
+
+def isolated_topic_names(prefix: str) -> TopicNames:
+    defaults = TopicNames()
+    return TopicNames(**{logical: f"{prefix}.{name}" for logical, name in defaults.model_dump().items()})
+
+
+@pytest.fixture
+def isolated(settings: Settings, platform: Platform) -> Settings:
+    """Settings whose topics are this test's own (created and with schemas registered), so tests never mix."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    own = settings.model_copy(update={"topics": isolated_topic_names(prefix)})
+    plan = apply_topics(AdminClient(own.kafka.client_config()), load_topic_specs(own))
+    assert not plan.has_drift
+    register_all(own, default_catalog(), make_registry(own))
+    return own

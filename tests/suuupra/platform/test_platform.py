@@ -1,0 +1,78 @@
+"""`platform up` is idempotent, `down` then `up` keeps the data, a taken port is named with its setting."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from suuupra.events import EventPublisher, event_consumer, make_registry
+from suuupra.platform.base import PlatformError
+from suuupra.platform.manager import Platform
+from suuupra.platform.redis import Redis
+from suuupra.settings import RedisSettings, Settings
+from tests.support import one_event_per_type, wire_value
+
+
+def test_up_twice_reuses_the_running_processes(platform: Platform) -> None:
+    pids = {status.name: status.pid for status in platform.status()}
+    began = time.monotonic()
+    statuses = platform.up()
+    assert time.monotonic() - began < 20
+    assert {s.name: s.pid for s in statuses} == pids
+    assert all(s.health.ok for s in statuses), [s.health for s in statuses if not s.health.ok]
+
+
+def test_down_then_up_keeps_topics_events_and_schemas(platform: Platform, isolated: Settings) -> None:
+    event = one_event_per_type()["user.registered"]
+    publisher = EventPublisher(isolated)
+    publisher.publish(event.value)
+    publisher.flush()
+    subjects_before = set(make_registry(isolated).get_subjects())
+
+    stopped = platform.down()
+    assert set(stopped) == {"postgres", "kafka", "clickhouse", "redis", "registry"}
+    assert all(not s.health.ok for s in platform.status())
+
+    statuses = platform.up()
+    assert all(s.health.ok for s in statuses)
+    assert subjects_before <= set(make_registry(isolated).get_subjects())
+    with event_consumer(isolated, [isolated.topics.user]) as consumer:
+        values = [wire_value(record.value) for record in consumer.read_to_end()]
+    assert values == [event.value]
+
+
+def test_taken_port_is_reported_with_the_setting_that_changes_it(settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        own = settings.model_copy(
+            update={
+                "redis": RedisSettings(port=port),
+                "paths": settings.paths.model_copy(update={"data_dir": tmp_path}),
+            }
+        )
+        with pytest.raises(PlatformError) as raised:
+            Redis(own).start()
+    message = str(raised.value)
+    assert f"port {port}" in message
+    assert "redis.port" in message
+    assert "SUUUPRA_REDIS__PORT" in message
+
+
+def test_down_leaves_foreign_processes_alone(settings: Settings, tmp_path: Path) -> None:
+    """A pid file pointing at a process that is not ours (here: this test) must not get it killed."""
+    own = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path / uuid.uuid4().hex})}
+    )
+    redis = Redis(own)
+    redis.pid_file.parent.mkdir(parents=True)
+    import os
+
+    redis.pid_file.write_text(str(os.getpid()))
+    assert redis.pid() is None
+    assert redis.stop() is False
