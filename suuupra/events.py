@@ -11,6 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroDeserializer, AvroSerializer
 from connectors.avro.subject import topic_record_name
+from connectors.kafka.config import ClientConfig
 from connectors.kafka.consumer import AvroConsumer
 from connectors.kafka.dead_letter import DeadLetterWriter
 from connectors.kafka.producer import AvroProducer
@@ -39,12 +40,12 @@ class EventPublisher:
         settings: Settings,
         catalog: Catalog | None = None,
         registry: SchemaRegistryClient | None = None,
-        **producer_overrides: str,
+        producer_overrides: ClientConfig | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog or default_catalog()
         serializer = AvroSerializer(registry or make_registry(settings), topic_record_name)
-        self.producer = AvroProducer(settings.kafka.client_config(), serializer, **producer_overrides)
+        self.producer = AvroProducer(settings.kafka.client_config(), serializer, producer_overrides)
 
     def topic_of(self, event_type: str) -> str:
         return self.settings.topics.resolve(self.catalog.schema_for(event_type).topic)

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors.kafka.config import ConfigValue
+
 ENV_PREFIX = "SUUUPRA_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = PROJECT_ROOT / "infra" / "profiles"
@@ -53,9 +55,9 @@ class KafkaSettings(BaseModel):
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"{self.host}:{self.port}"
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, ConfigValue]:
         """librdkafka settings shared by producers, consumers and the admin client."""
-        config: dict[str, str] = {
+        config: dict[str, ConfigValue] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
         }

@@ -34,8 +34,10 @@ def summarize(settings: Settings) -> TopicSummary:
     group = f"suuupra-summary-{uuid.uuid4()}"
     # No dead-letter writer: a summary only reads; what it cannot read is counted and left where it is.
     topics = list(settings.topics.domain().values())
-    with AvroConsumer(settings.kafka.client_config(), group, topics, deserializer, None, skip_unreadable=True,
-                      **{"enable.auto.commit": "false"}) as consumer:  # fmt: skip
+    with AvroConsumer(
+        settings.kafka.client_config(), group, topics, deserializer, None, skip_unreadable=True,
+        overrides={"enable.auto.commit": "false"},
+    ) as consumer:  # fmt: skip
         for record in consumer.read_to_end():
             summary.by_topic[record.topic] += 1
             summary.by_event_type[str(record.value.get("event_type"))] += 1
@@ -64,8 +66,9 @@ def _dead_letter_reasons(settings: Settings) -> Counter[str]:
             if message.error():
                 continue
             reasons[parse_dead_letter_headers(message.headers()).get("reason.code", "?")] += 1
-            if message.offset() + 1 >= ends[message.partition()]:
-                remaining.discard(message.partition())
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if offset + 1 >= ends[partition]:
+                remaining.discard(partition)
     finally:
         consumer.close()
     return reasons

@@ -25,7 +25,8 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def platform(settings: Settings) -> Iterator[Platform]:
     platform = Platform(settings)
-    already_running = all(component.pid() is not None for component in platform.components)
+    # Leave a platform the developer had running as it was; stop one this session brought up from nothing.
+    already_running = any(component.pid() is not None for component in platform.components)
     platform.up()
     yield platform
     if not already_running:
@@ -38,11 +39,18 @@ def isolated_topic_names(prefix: str) -> TopicNames:
 
 
 @pytest.fixture
-def isolated(settings: Settings, platform: Platform) -> Settings:
+def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
     """Settings whose topics are this test's own (created and with schemas registered), so tests never mix."""
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     own = settings.model_copy(update={"topics": isolated_topic_names(prefix)})
-    plan = apply_topics(AdminClient(own.kafka.client_config()), load_topic_specs(own))
+    admin = AdminClient(own.kafka.client_config())
+    plan = apply_topics(admin, load_topic_specs(own))
     assert not plan.has_drift
-    register_all(own, default_catalog(), make_registry(own))
-    return own
+    registry = make_registry(own)
+    registrations = register_all(own, default_catalog(), registry)
+    yield own
+    for future in admin.delete_topics(list(own.topics.model_dump().values())).values():
+        future.result(timeout=60)
+    for registration in registrations:
+        registry.delete_subject(registration.subject)
+        registry.delete_subject(registration.subject, permanent=True)

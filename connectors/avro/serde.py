@@ -51,6 +51,7 @@ class AvroSerializer:
         if (cached := self._ids.get(key)) is not None:
             return cached
         registry_schema = Schema(schema.text, "AVRO")
+        schema_id: int | None
         try:
             if self._auto_register:
                 schema_id = self._registry.register_schema(subject, registry_schema)
@@ -65,6 +66,8 @@ class AvroSerializer:
             raise _registry_failure(error, f"looking up subject '{subject}'") from error
         except Exception as error:  # connection errors surface as requests/httpx exceptions
             raise _registry_failure(error, f"looking up subject '{subject}'") from error
+        if schema_id is None:
+            raise SerializationError(f"the registry returned no id for subject '{subject}'")
         self._ids[key] = int(schema_id)
         return int(schema_id)
 
@@ -111,6 +114,8 @@ class AvroDeserializer:
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         if registered.schema_type not in (None, "AVRO"):
             raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
+        if not registered.schema_str:
+            raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
         parsed = AvroSchema.from_text(registered.schema_str).parsed
         self._writers[schema_id] = parsed
         return parsed

@@ -11,6 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connectors.avro.errors import DeserializationError
 from connectors.avro.serde import AvroDeserializer
+from connectors.kafka.config import ClientConfig
 from connectors.kafka.dead_letter import DeadLetterWriter
 
 
@@ -36,14 +37,14 @@ class AvroConsumer:
 
     def __init__(
         self,
-        client_config: Mapping[str, str],
+        client_config: ClientConfig,
         group_id: str,
         topics: Sequence[str],
         deserializer: AvroDeserializer,
         dead_letter: DeadLetterWriter | None,
         from_beginning: bool = True,
         skip_unreadable: bool = False,
-        **overrides: str,
+        overrides: ClientConfig | None = None,
     ) -> None:
         self._consumer = Consumer(
             {
@@ -53,7 +54,7 @@ class AvroConsumer:
                 "enable.auto.commit": "true",
                 "enable.auto.offset.store": "false",
                 "isolation.level": "read_committed",
-                **overrides,
+                **(overrides or {}),
             }
         )
         self._topics = list(topics)

@@ -12,8 +12,20 @@ from connectors.kafka.producer import AvroProducer
 HEADER_PREFIX = "dlq."
 
 
+RawHeaders = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
+
+
+def _as_bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else (value or b"")
+
+
+def _pairs(headers: RawHeaders) -> list[tuple[str, bytes]]:
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    return [(name, _as_bytes(value)) for name, value in items]
+
+
 def dead_letter_headers(message: Message, reason: str, reason_code: str) -> list[tuple[str, bytes]]:
-    original = [(name, value or b"") for name, value in (message.headers() or [])]
+    original = _pairs(message.headers())
     return [
         *original,
         (f"{HEADER_PREFIX}original.topic", (message.topic() or "").encode()),
@@ -26,11 +38,11 @@ def dead_letter_headers(message: Message, reason: str, reason_code: str) -> list
     ]
 
 
-def parse_dead_letter_headers(headers: list[tuple[str, bytes]] | None) -> Mapping[str, str]:
+def parse_dead_letter_headers(headers: RawHeaders) -> Mapping[str, str]:
     """The `dlq.*` headers of a dead-lettered record, without the prefix."""
     return {
-        name.removeprefix(HEADER_PREFIX): (value or b"").decode(errors="replace")
-        for name, value in (headers or [])
+        name.removeprefix(HEADER_PREFIX): value.decode(errors="replace")
+        for name, value in _pairs(headers)
         if name.startswith(HEADER_PREFIX)
     }
 

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroSerializer
+from connectors.kafka.config import ClientConfig
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -33,8 +34,10 @@ class DeliveryError(RuntimeError):
 
 
 class AvroProducer:
-    def __init__(self, client_config: Mapping[str, str], serializer: AvroSerializer, **overrides: str) -> None:
-        self._producer = Producer({**client_config, **RELIABLE_PRODUCER, **overrides})
+    def __init__(
+        self, client_config: ClientConfig, serializer: AvroSerializer, overrides: ClientConfig | None = None
+    ) -> None:
+        self._producer = Producer({**client_config, **RELIABLE_PRODUCER, **(overrides or {})})
         self.serializer = serializer
         self._failures: list[tuple[str, KafkaError]] = []
         self.delivered = 0

@@ -26,7 +26,7 @@ class CliState:
             try:
                 self._settings = load_settings(self.config_file, self.profile)
             except (SettingsError, ValueError) as error:
-                fail(f"settings: {error}")
+                raise fail(f"settings: {error}") from error
         return self._settings
 
 

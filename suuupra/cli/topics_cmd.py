@@ -27,7 +27,7 @@ def apply_command(
         specs = load_topic_specs(settings)
     except (TopicSpecError, OSError) as error:
         raise fail(str(error)) from error
-    admin = AdminClient(settings.kafka.client_config())
+    admin = AdminClient(dict(settings.kafka.client_config()))
     try:
         plan = apply_topics(admin, specs, dry_run=dry_run)
     except KafkaException as error:
@@ -46,7 +46,10 @@ def apply_command(
         table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), f"{days:g}d", outcome)
     console.print(table)
     if plan.unmanaged:
-        console.print(f"not in {settings.paths.topics_file.name} (left alone): {', '.join(plan.unmanaged)}")
+        shown = ", ".join(plan.unmanaged[:5]) + (
+            f" and {len(plan.unmanaged) - 5} more" if len(plan.unmanaged) > 5 else ""
+        )
+        console.print(f"{len(plan.unmanaged)} topic(s) not in {settings.paths.topics_file.name}, left alone: {shown}")
     if plan.has_drift:
         console.print(
             "[red]drift found[/]: the cluster differs from the declaration. Change the file to match, or alter "

@@ -48,12 +48,14 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie has exited; it only waits for its parent to reap it.
+    # A zombie has exited and only waits to be reaped; but a JVM's main thread also shows "Z" while its other
+    # threads still run the shutdown (and hold the ports), so a zombie leader with live threads is alive.
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except (OSError, IndexError):
         return False
-    return state != "Z"
+    return state != "Z" or threads > 1
 
 
 def pid_cmdline(pid: int) -> str:
@@ -208,4 +210,6 @@ class Component(ABC):
             os.kill(pid, signal.SIGKILL)
             wait_until(lambda: not pid_alive(pid), 10)
         self.pid_file.unlink(missing_ok=True)
+        # Only return once the ports are free again, so an `up` right after `down` can bind them.
+        wait_until(lambda: not any(port_open("127.0.0.1", spec.port) for spec in self.ports()), 10)
         return True

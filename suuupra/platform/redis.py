@@ -41,7 +41,8 @@ class Redis(Component):
         client = redis.Redis(host="127.0.0.1", port=self.settings.redis.port, socket_timeout=1)
         try:
             client.ping()
-            version = client.info("server").get("redis_version", "?")
+            info: dict[str, object] = client.info("server")  # type: ignore[assignment]
+            version = info.get("redis_version", "?")
         except redis.RedisError as error:
             return Health(False, str(error))
         finally:

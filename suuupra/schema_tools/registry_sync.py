@@ -39,7 +39,7 @@ def register_all(settings: Settings, catalog: Catalog, registry: SchemaRegistryC
         # After the first version exists, every later one must pass this level.
         registry.set_compatibility(subject, settings.registry.compatibility)
         version = registry.lookup_schema(subject, Schema(event.schema.text, "AVRO")).version
-        registrations.append(Registration(event.event_type, subject, int(schema_id), int(version)))
+        registrations.append(Registration(event.event_type, subject, int(schema_id), int(version or 0)))
     return registrations
 
 
@@ -56,7 +56,7 @@ def check_against_registry(settings: Settings, catalog: Catalog, registry: Schem
                 continue
             raise
         registry_verdict = registry.test_compatibility(subject, Schema(event.schema.text, "AVRO"))
-        problems = check(event.schema.text, latest.schema.schema_str, level)
+        problems = check(event.schema.text, latest.schema.schema_str or "null", level)
         messages = tuple(f"{subject}{p.path}: {p.message}" for p in problems)
         if not registry_verdict and not messages:
             messages = (f"{subject}: the registry refuses this schema under {level}",)

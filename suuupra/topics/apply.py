@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from suuupra.topics.spec import TopicSpec
 
@@ -53,9 +53,9 @@ def apply_topics(admin: AdminClient, specs: list[TopicSpec], dry_run: bool = Fal
         lines = []
         if len(partitions) != spec.partitions:
             lines.append(f"partitions is {len(partitions)}, declared {spec.partitions}")
-        replicas = {len(p.replicas) for p in partitions.values()}
-        if replicas != {spec.replication_factor}:
-            lines.append(f"replication factor is {sorted(replicas)}, declared {spec.replication_factor}")
+        replica_counts = {len(p.replicas) for p in partitions.values()}
+        if replica_counts != {spec.replication_factor}:
+            lines.append(f"replication factor is {sorted(replica_counts)}, declared {spec.replication_factor}")
         for key, declared in spec.configs().items():
             actual = configs[spec.name].get(key)
             if actual != declared:
@@ -65,6 +65,6 @@ def apply_topics(admin: AdminClient, specs: list[TopicSpec], dry_run: bool = Fal
         else:
             plan.unchanged.append(spec.name)
 
-    declared = {spec.name for spec in specs}
-    plan.unmanaged = sorted(name for name in existing if name not in declared and not name.startswith("__"))
+    managed = {spec.name for spec in specs}
+    plan.unmanaged = sorted(name for name in existing if name not in managed and not name.startswith("__"))
     return plan
