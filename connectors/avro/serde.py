@@ -99,10 +99,11 @@ class AvroDeserializer:
     def __init__(self, registry: SchemaRegistryClient, reader_schemas: Mapping[str, AvroSchema] | None = None) -> None:
         self._registry = registry
         self._readers = dict(reader_schemas or {})
-        self._writers: dict[int, Any] = {}
+        # schema id -> (writer schema, reader schema or None when they are the same and no resolution is needed)
+        self._schemas: dict[int, tuple[Any, Any]] = {}
 
-    def _writer_schema(self, schema_id: int) -> Any:
-        if (cached := self._writers.get(schema_id)) is not None:
+    def _schemas_for(self, schema_id: int) -> tuple[Any, Any]:
+        if (cached := self._schemas.get(schema_id)) is not None:
             return cached
         try:
             registered = self._registry.get_schema(schema_id)
@@ -116,9 +117,12 @@ class AvroDeserializer:
             raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
         if not registered.schema_str:
             raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
-        parsed = AvroSchema.from_text(registered.schema_str).parsed
-        self._writers[schema_id] = parsed
-        return parsed
+        writer = AvroSchema.from_text(registered.schema_str)
+        reader = self._readers.get(writer.fullname)
+        # Resolving against an identical reader schema costs about half the decoding time for nothing.
+        pair = (writer.parsed, None if reader is None or reader.text == writer.text else reader.parsed)
+        self._schemas[schema_id] = pair
+        return pair
 
     def deserialize(self, data: bytes | None) -> DecodedRecord:
         if data is None:
@@ -128,13 +132,12 @@ class AvroDeserializer:
         magic, schema_id = HEADER.unpack_from(data)
         if magic != MAGIC_BYTE:
             raise MalformedRecordError(f"first byte is 0x{magic & 0xFF:02x}, not the Confluent Avro magic byte 0x00")
-        writer = self._writer_schema(schema_id)
+        writer, reader = self._schemas_for(schema_id)
         name = str(writer["name"])
-        reader = self._readers.get(name)
         body = io.BytesIO(data)
         body.seek(HEADER.size)
         try:
-            value = fastavro.schemaless_reader(body, writer, reader.parsed if reader else None)
+            value = fastavro.schemaless_reader(body, writer, reader)
         except Exception as error:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError ...
             raise MalformedRecordError(
                 f"Avro body does not decode with schema id {schema_id} ({name}): {type(error).__name__}: {error}"

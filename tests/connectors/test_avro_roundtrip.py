@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
 
 from connectors.avro.errors import MalformedRecordError, UnknownSchemaError
+from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroDeserializer, AvroSerializer
 from schemas import default_catalog
 from suuupra.events import EventPublisher, event_consumer, make_registry
@@ -54,3 +56,19 @@ def test_deserializer_names_what_is_wrong(isolated: Settings) -> None:
     with pytest.raises(MalformedRecordError, match="left over"):
         deserializer.deserialize(valid + b"\x00\x00")
     assert wire_value(deserializer.deserialize(valid).value) == event.value
+
+
+def test_newer_writer_is_read_through_the_consumers_reader_schema(isolated: Settings) -> None:
+    """A producer upgraded with an optional field: a consumer on the catalogue's schema still reads its events."""
+    event = one_event_per_type()["payment.initiated"]
+    current = default_catalog().schema_for("payment.initiated").schema
+    document = json.loads(current.text)
+    document["fields"].append({"name": "merchant_note", "type": ["null", "string"], "default": None, "doc": "x"})
+    newer = AvroSchema.from_text(json.dumps(document))
+    registry = make_registry(isolated)
+    topic = isolated.topics.payment
+    data = AvroSerializer(registry, auto_register=True).serialize(topic, newer, {**event.value, "merchant_note": "hi"})
+
+    decoded = AvroDeserializer(registry, {current.fullname: current}).deserialize(data)
+    assert wire_value(decoded.value) == event.value
+    assert "merchant_note" in AvroDeserializer(registry).deserialize(data).value
