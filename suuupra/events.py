@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -20,6 +21,11 @@ from schemas import Catalog, EventSchema, default_catalog
 from suuupra.settings import Settings
 
 EVENT_TYPE_HEADER = "event_type"
+
+
+def event_time_ms(value: Mapping[str, Any]) -> int:
+    moment = value["event_time"]
+    return int(moment.timestamp() * 1000) if isinstance(moment, datetime) else int(moment)
 
 
 def make_registry(settings: Settings) -> SchemaRegistryClient:
@@ -51,11 +57,17 @@ class EventPublisher:
         return self.settings.topics.resolve(self.catalog.schema_for(event_type).topic)
 
     def publish(self, value: Mapping[str, Any]) -> str:
-        """Sends one event; returns its topic. Delivery is confirmed by `flush`."""
+        """Sends one event; returns its topic. Delivery is confirmed by `flush`.
+
+        The record's Kafka timestamp is the event's `event_time`: stream processors take event time and
+        watermarks from it without decoding the record first (part of the envelope contract).
+        """
         event = self.catalog.schema_for(str(value["event_type"]))
         topic = self.settings.topics.resolve(event.topic)
         headers = [(EVENT_TYPE_HEADER, event.event_type.encode())]
-        self.producer.produce(topic, str(value["user_id"]), event.schema, value, headers)
+        self.producer.produce(
+            topic, str(value["user_id"]), event.schema, value, headers, timestamp_ms=event_time_ms(value)
+        )
         return topic
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -154,6 +154,25 @@ class TopicNames(BaseModel):
         return {k: self.resolve(k) for k in ("user", "content", "commerce", "payment", "ledger", "clickstream")}
 
 
+class FlinkSettings(BaseModel):
+    """How jobs run: the same values for the local mini-cluster and a session cluster."""
+
+    parallelism: int = 1
+    checkpoint_interval_s: float = 5.0
+    checkpoint_dir: Path | None = Field(default=None, description="Defaults to <data_dir>/flink/checkpoints.")
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
+    jobmanager: str = "127.0.0.1:8081"
+    rest_port: int = 8081
+    # The watermark trails the newest event time by this much; an event older than the watermark is late.
+    max_out_of_orderness_s: int = 30
+    # A partition without data for this long stops holding the watermark back.
+    source_idle_timeout_s: int = 10
+    sink_batch_rows: int = 5000
+    sink_batch_delay_s: float = 1.0
+    python_bundle_size: int = 5000
+
+
 class PathSettings(BaseModel):
     data_dir: Path = PROJECT_ROOT / ".platform"
     topics_file: Path = PROJECT_ROOT / "infra" / "topics.yaml"
@@ -171,6 +190,10 @@ class PathSettings(BaseModel):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "log"
+
+    @property
+    def flink_jars(self) -> Path:
+        return self.lib_dir / "flink"
 
 
 class PlatformSettings(BaseModel):
@@ -197,6 +220,11 @@ class Settings(BaseSettings):
     topics: TopicNames = Field(default_factory=TopicNames)
     paths: PathSettings = Field(default_factory=PathSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.flink.checkpoint_dir or self.paths.data_dir / "flink" / "checkpoints"
 
     @classmethod
     def settings_customise_sources(

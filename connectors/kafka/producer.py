@@ -49,13 +49,23 @@ class AvroProducer:
         else:
             self.delivered += 1
 
-    def produce_raw(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()) -> None:
+    def produce_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
+    ) -> None:
         """Sends bytes as they are (the dead-letter writer and malformed-record tests need exactly that)."""
+        # 0 lets librdkafka stamp the send time.
+        timestamp = timestamp_ms if timestamp_ms is not None else 0
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=self._on_delivery
-                )
+                    topic, value=value, key=key, headers=list(headers), on_delivery=self._on_delivery,
+                    timestamp=timestamp,
+                )  # fmt: skip
                 break
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room instead of failing.
@@ -64,9 +74,15 @@ class AvroProducer:
         self._producer.poll(0)
 
     def produce(
-        self, topic: str, key: str, schema: AvroSchema, value: Mapping[str, Any], headers: Headers = ()
+        self,
+        topic: str,
+        key: str,
+        schema: AvroSchema,
+        value: Mapping[str, Any],
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
     ) -> None:
-        self.produce_raw(topic, key.encode(), self.serializer.serialize(topic, schema, value), headers)
+        self.produce_raw(topic, key.encode(), self.serializer.serialize(topic, schema, value), headers, timestamp_ms)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Waits for every acknowledgement; raises `DeliveryError` if any record was refused."""

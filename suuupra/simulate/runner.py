@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from suuupra.events import EVENT_TYPE_HEADER, EventPublisher
+from suuupra.events import EVENT_TYPE_HEADER, EventPublisher, event_time_ms
 from suuupra.simulate.journeys import SimulatedEvent, SimulationProfile, generate
 
 MALFORMED_KINDS = ("not_avro", "unknown_schema_id", "truncated_body")
@@ -95,6 +95,7 @@ class Simulation:
         valid = self.publisher.producer.serializer.serialize(topic, schema, event.value)
         value = malformed_record(kind, valid, self._rng)
         headers = [(EVENT_TYPE_HEADER, event.event_type.encode()), ("simulator.malformed", kind.encode())]
-        self.publisher.producer.produce_raw(topic, str(event.value["user_id"]).encode(), value, headers)
+        key = str(event.value["user_id"]).encode()
+        self.publisher.producer.produce_raw(topic, key, value, headers, event_time_ms(event.value))
         summary.malformed[kind] += 1
         summary.by_topic[topic] += 1

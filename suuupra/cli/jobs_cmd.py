@@ -1,0 +1,99 @@
+"""`suuupra jobs ...` and `suuupra flink ...`: run PyFlink jobs locally or on a session cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobs.registry import JOBS, UnknownJobError, job_file, job_module
+from suuupra.cli.context import console, fail, state
+from suuupra.flink_cluster import FlinkCluster, submit
+from suuupra.platform.base import PlatformError
+
+app = typer.Typer(help="Run the PyFlink jobs: local mini-cluster, session cluster, restore.", no_args_is_help=True)
+cluster_app = typer.Typer(help="A standalone Flink session cluster from the PyFlink package.", no_args_is_help=True)
+
+Bounded = Annotated[bool, typer.Option("--bounded", help="Read the topics up to their current end, then finish.")]
+
+
+def _export_settings(ctx: typer.Context) -> None:
+    """Jobs load their settings themselves (also under `flink run`): pass the CLI's choices on as environment."""
+    cli = state(ctx)
+    if cli.config_file:
+        os.environ["SUUUPRA_CONFIG"] = str(cli.config_file.resolve())
+    if cli.profile:
+        os.environ["SUUUPRA_PROFILE"] = cli.profile
+
+
+@app.command("list")
+def list_jobs() -> None:
+    """The jobs there are."""
+    for name, module in sorted(JOBS.items()):
+        console.print(f"{name}  ({module})")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Job name, see `suuupra jobs list`.")],
+    bounded: Bounded = False,
+    restore: Annotated[
+        str | None, typer.Option(help="Start from this checkpoint or savepoint folder, or 'latest'.")
+    ] = None,
+) -> None:
+    """Run a job on a local mini-cluster, in the foreground (Ctrl-C stops it; its checkpoints are kept)."""
+    _export_settings(ctx)
+    settings = state(ctx).settings
+    try:
+        module = job_module(name)
+    except UnknownJobError as error:
+        raise fail(str(error)) from error
+    if restore:
+        from jobs.runtime import latest_checkpoint
+
+        path = latest_checkpoint(settings) if restore == "latest" else Path(restore)
+        if path is None or not path.exists():
+            raise fail(f"no checkpoint to restore from under {settings.checkpoint_dir}")
+        os.environ["SUUUPRA_FLINK__RESTORE_FROM"] = str(path)
+        console.print(f"restoring from {path}")
+    console.print(f"running {name} on a local mini-cluster (checkpoints in {settings.checkpoint_dir})")
+    module.main(["--bounded"] if bounded else [])
+
+
+@app.command("submit")
+def submit_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Job name, see `suuupra jobs list`.")],
+    jobmanager: Annotated[str, typer.Option(help="REST address of the session cluster, HOST:PORT.")],
+    bounded: Bounded = False,
+    detached: Annotated[bool, typer.Option("--detached", help="Return once the job is submitted.")] = False,
+) -> None:
+    """Submit a job to a Flink session cluster with `flink run -py` (connector jars and Python included)."""
+    _export_settings(ctx)
+    settings = state(ctx).settings
+    try:
+        output = submit(settings, job_file(name), jobmanager, ["--bounded"] if bounded else [], detached)
+    except (UnknownJobError, PlatformError) as error:
+        raise fail(str(error)) from error
+    console.print(output.strip())
+
+
+@cluster_app.command()
+def up(ctx: typer.Context) -> None:
+    """Start a JobManager and a TaskManager on 127.0.0.1 (REST on `flink.rest_port`)."""
+    cluster = FlinkCluster(state(ctx).settings)
+    try:
+        cluster.start()
+    except PlatformError as error:
+        raise fail(str(error)) from error
+    console.print(f"Flink session cluster up: {cluster.rest_url}")
+
+
+@cluster_app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop the session cluster started by `suuupra flink up`."""
+    FlinkCluster(state(ctx).settings).stop()
+    console.print("Flink session cluster stopped")

@@ -1,0 +1,117 @@
+"""A standalone Flink session cluster from the scripts inside the PyFlink package, and `flink run` against it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pyflink
+
+from suuupra.platform.base import PlatformError, wait_until
+from suuupra.settings import Settings
+
+FLINK_HOME = Path(pyflink.__file__).resolve().parent
+
+
+class FlinkCluster:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.paths.data_dir / "flink-cluster"
+        self.conf_dir = self.home / "conf"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.flink.rest_port}"
+
+    def environment(self) -> dict[str, str]:
+        venv_python = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "python"
+        python = str(venv_python) if venv_python.exists() else shutil.which("python3") or "python3"
+        return {
+            **os.environ,
+            "FLINK_HOME": str(FLINK_HOME),
+            "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LOG_DIR": str(self.home / "log"),
+            "FLINK_PID_DIR": str(self.home / "run"),
+            "PYFLINK_CLIENT_EXECUTABLE": python,
+        }
+
+    def _write_config(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        for folder in ("log", "run"):
+            (self.home / folder).mkdir(parents=True, exist_ok=True)
+        shipped = (FLINK_HOME / "conf" / "config.yaml").read_text()
+        # Keep the shipped file (it carries the --add-opens options Java 17 needs) and override below it.
+        overrides = {
+            "rest.port": str(self.settings.flink.rest_port),
+            "rest.address": "127.0.0.1",
+            "rest.bind-address": "127.0.0.1",
+            "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.bind-host": "127.0.0.1",
+            "taskmanager.bind-host": "127.0.0.1",
+            "taskmanager.host": "127.0.0.1",
+            "taskmanager.numberOfTaskSlots": "4",
+            "taskmanager.memory.process.size": "2048m",
+            "jobmanager.memory.process.size": "1024m",
+        }
+        kept = [line for line in shipped.splitlines() if line.split(":", 1)[0].strip() not in overrides]
+        extra = [f"{key}: {value}" for key, value in overrides.items()]
+        (self.conf_dir / "config.yaml").write_text("\n".join([*kept, *extra]) + "\n")
+        for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties"):
+            if (FLINK_HOME / "conf" / name).exists():
+                shutil.copyfile(FLINK_HOME / "conf" / name, self.conf_dir / name)
+
+    def is_up(self) -> bool:
+        try:
+            return httpx.get(f"{self.rest_url}/overview", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self, timeout_s: float = 90) -> None:
+        if self.is_up():
+            return
+        self._write_config()
+        for script in ("jobmanager.sh", "taskmanager.sh"):
+            result = subprocess.run(
+                ["bash", str(FLINK_HOME / "bin" / script), "start"], env=self.environment(), capture_output=True,
+                text=True, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise PlatformError(f"{script} start failed: {result.stderr.strip()[-800:]}")
+
+        def taskmanager_registered() -> bool:
+            try:
+                return bool(httpx.get(f"{self.rest_url}/taskmanagers", timeout=2).json().get("taskmanagers"))
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        if not wait_until(taskmanager_registered, timeout_s, interval=0.5):
+            raise PlatformError(
+                f"the Flink session cluster did not come up in {timeout_s:.0f} s; see {self.home / 'log'}"
+            )
+
+    def stop(self) -> None:
+        for script in ("taskmanager.sh", "jobmanager.sh"):
+            subprocess.run(["bash", str(FLINK_HOME / "bin" / script), "stop"], env=self.environment(),
+                           capture_output=True, check=False)  # fmt: skip
+
+
+def submit(settings: Settings, job_file: Path, jobmanager: str, args: list[str], detached: bool = False) -> str:
+    """Runs `flink run -py` against a session cluster; returns the client's output."""
+    cluster = FlinkCluster(settings)
+    python = cluster.environment()["PYFLINK_CLIENT_EXECUTABLE"]
+    command = [
+        "bash", str(FLINK_HOME / "bin" / "flink"), "run", "-m", jobmanager,
+        "-pyclientexec", python, "-pyexec", python, "-py", str(job_file), *(["-d"] if detached else []), *args,
+    ]  # fmt: skip
+    environment = cluster.environment()
+    if not cluster.conf_dir.exists():
+        environment["FLINK_CONF_DIR"] = str(FLINK_HOME / "conf")
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlatformError(
+            f"flink run failed ({result.returncode}): {(result.stdout + result.stderr).strip()[-2000:]}"
+        )
+    return result.stdout
