@@ -5,8 +5,15 @@
     flink run -py jobs/analytics.py                    # plain Flink CLI (settings from SUUUPRA_* / --config)
 
 Event time is the Kafka record timestamp, which every producer sets to the event's `event_time` (envelope
-contract), so the watermark is declared on the source itself. An event older than the watermark when it
-arrives is late: it is written to `late_events` instead of the windows, so every event is counted exactly once.
+contract), so the watermark is declared on the source itself (bounded out-of-orderness, idle partitions
+excluded after a timeout).
+
+Late events: an event more than the allowed out-of-orderness older than the newest event already seen in its
+Kafka partition is late. It goes to `late_events` instead of the windows, so every event is counted exactly
+once. The rule is kept in checkpointed state (an OVER aggregate per partition), so it classifies every event
+the same way whatever the interleaving of partitions and across a restore, where Flink's watermark restarts
+from nothing; and the watermark never passes it, so the windows never drop an event the rule calls on time.
+
 A record that cannot be decoded goes to the dead-letter topic with the reason; the job does not fail on it.
 """
 
@@ -139,6 +146,8 @@ def _declare_sources(t_env: StreamTableEnvironment, settings: Settings, bounded:
     )
     t_env.create_temporary_system_function("decode_event", decode)
     topics = settings.topics
+    # A test may point several logical topics at one Kafka topic.
+    source_topics = sorted({topics.clickstream, topics.commerce, topics.payment, topics.user})
     bound = settings.flink.max_out_of_orderness_s
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE domain_events (
@@ -148,24 +157,29 @@ def _declare_sources(t_env: StreamTableEnvironment, settings: Settings, bounded:
             kafka_partition INT METADATA FROM 'partition' VIRTUAL,
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             event_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+            arrival AS PROCTIME(),
             WATERMARK FOR event_ts AS event_ts - INTERVAL '{bound}' SECOND
-        ) WITH ({_kafka_options(settings, [topics.clickstream, topics.commerce, topics.payment, topics.user],
-                                "suuupra-analytics", bounded)})""")  # fmt: skip
+        ) WITH ({_kafka_options(settings, source_topics,
+                                f"{settings.flink.consumer_group_prefix}-{JOB_NAME}", bounded)})""")  # fmt: skip
     # Quoted: some field names (`method`) are reserved words in Flink SQL.
     names = ["ok", "error", "error_code", "payload_json", *(field.name for field in DECODED_FIELDS)]
     fields = ", ".join(f"d.`{name}` AS `{name}`" for name in names)
     t_env.execute_sql(f"""
         CREATE TEMPORARY VIEW decoded AS
-        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, event_ts, {fields}
+        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, event_ts, arrival, {fields}
         FROM (SELECT *, decode_event(payload) AS d FROM domain_events)""")
     t_env.execute_sql("CREATE TEMPORARY VIEW events AS SELECT * FROM decoded WHERE ok")
-    t_env.execute_sql("""
-        CREATE TEMPORARY VIEW on_time AS SELECT * FROM events
-        WHERE CURRENT_WATERMARK(event_ts) IS NULL OR event_ts >= CURRENT_WATERMARK(event_ts)""")
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY VIEW sequenced AS
+        SELECT *, event_time < partition_high_ms - {bound * 1000} AS is_late FROM (
+            SELECT *, MAX(event_time) OVER (
+                PARTITION BY kafka_topic, kafka_partition ORDER BY arrival
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_high_ms
+            FROM events)""")
+    t_env.execute_sql("CREATE TEMPORARY VIEW on_time AS SELECT * FROM sequenced WHERE NOT is_late")
     t_env.execute_sql(f"""
         CREATE TEMPORARY VIEW late AS
-        SELECT *, {_ms("CAST(CURRENT_WATERMARK(event_ts) AS TIMESTAMP(3))")} AS watermark_ms FROM events
-        WHERE event_ts < CURRENT_WATERMARK(event_ts)""")
+        SELECT *, partition_high_ms - {bound * 1000} AS watermark_ms FROM sequenced WHERE is_late""")
     views = {
         "content_views": "SELECT * FROM on_time WHERE event_type = 'clickstream.content_viewed'",
         "clicks": "SELECT * FROM on_time WHERE event_type LIKE 'clickstream.%'",

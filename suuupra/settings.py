@@ -163,6 +163,8 @@ class FlinkSettings(BaseModel):
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
     restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
     jobmanager: str = "127.0.0.1:8081"
+    # Jobs resume from their group's committed offsets (earliest when the group is new).
+    consumer_group_prefix: str = "suuupra"
     rest_port: int = 8081
     # The watermark trails the newest event time by this much; an event older than the watermark is late.
     max_out_of_orderness_s: int = 30

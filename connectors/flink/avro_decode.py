@@ -73,7 +73,9 @@ class AvroDecode(ScalarFunction):  # type: ignore[misc]
             # Not the record's fault: failing lets Flink restart from the last checkpoint once the registry is
             # back, instead of dead-lettering good records.
             raise
-        payload_json = json.dumps({k: v for k, v in value.items() if k not in self._envelope}, sort_keys=True)
+        # Compact separators: ClickHouse's visitParamExtract* only finds `"key":value` without a space.
+        fields = {k: v for k, v in value.items() if k not in self._envelope}
+        payload_json = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return (True, None, None, payload_json, *(value.get(name) for name in self._names))
 
     def eval(self, payloads: pd.Series) -> pd.DataFrame:

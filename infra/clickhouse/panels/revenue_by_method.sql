@@ -1,0 +1,35 @@
+-- title: Revenue by payment method
+-- description: Captured revenue per minute and payment method, newest first (last N hours of data, or
+--   all). revenue_minor is exact integer minor units (paise for INR); revenue is the same amount in major units,
+--   built from integer division and remainder so it is exact too.
+SELECT
+    window_start,
+    payment_method,
+    currency,
+    payments,
+    revenue_minor,
+    concat(
+        if(revenue_minor < 0, '-', ''),
+        toString(intDiv(abs(revenue_minor), intExp10(minor_digits))),
+        if(minor_digits = 0, '',
+            concat('.', substring(toString(intExp10(minor_digits) + abs(revenue_minor) % intExp10(minor_digits)), 2)))
+    ) AS revenue
+FROM
+(
+    SELECT
+        window_start,
+        payment_method,
+        currency,
+        sum(payments) AS payments,
+        sum(revenue_minor) AS revenue_minor,
+        -- ISO 4217 minor units: most currencies have 2 digits, these have 0 or 3.
+        transform(currency,
+            ['BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG', 'RWF', 'UGX', 'UYI', 'VND', 'VUV', 'XAF',
+             'XOF', 'XPF', 'BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND'],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3],
+            2) AS minor_digits
+    FROM {database}.revenue_minute FINAL
+    WHERE {hours} = 0 OR window_start > (SELECT max(window_start) FROM {database}.revenue_minute) - {hours} * 3600
+    GROUP BY window_start, payment_method, currency
+)
+ORDER BY window_start DESC, payment_method, currency

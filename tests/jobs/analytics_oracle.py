@@ -1,0 +1,128 @@
+"""The analytics job's results computed independently, in plain Python, from the records as Kafka holds them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+SESSION_GAP_MS = 30 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class KafkaEvent:
+    topic: str
+    partition: int
+    offset: int
+    value: dict[str, Any]  # wire values: times in epoch ms, ids as str
+
+    @property
+    def time(self) -> int:
+        return int(self.value["event_time"])
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+
+
+def split_late(events: Iterable[KafkaEvent], bound_ms: int) -> tuple[list[KafkaEvent], list[KafkaEvent]]:
+    """Late: older than the newest earlier-or-same event of its partition by more than the bound."""
+    by_partition: dict[tuple[str, int], list[KafkaEvent]] = defaultdict(list)
+    for event in events:
+        by_partition[(event.topic, event.partition)].append(event)
+    on_time, late = [], []
+    for partition_events in by_partition.values():
+        newest = None
+        for event in sorted(partition_events, key=lambda e: e.offset):
+            newest = event.time if newest is None else max(newest, event.time)
+            (late if event.time < newest - bound_ms else on_time).append(event)
+    return on_time, late
+
+
+def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tuple[Any, ...]]]:
+    on_time, late = split_late(events, bound_ms)
+    of_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in on_time:
+        of_type[event.value["event_type"]].append(event.value)
+
+    content: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for view in of_type["clickstream.content_viewed"]:
+        content[(view["event_time"] // MINUTE_MS * MINUTE_MS, view["content_id"], view["course_id"])].append(view)
+    content_minute = {
+        (_utc(minute), content_id, course_id, len(views), len({v["user_id"] for v in views}),
+         sum(v["watch_seconds"] for v in views), sum(1 for v in views if v["completed"]))
+        for (minute, content_id, course_id), views in content.items()
+    }  # fmt: skip
+
+    registrations: dict[int, int] = defaultdict(int)
+    for registered in of_type["user.registered"]:
+        registrations[registered["event_time"] // MINUTE_MS * MINUTE_MS] += 1
+    registrations_minute = {(_utc(minute), count) for minute, count in registrations.items()}
+
+    approvals = {a["payment_id"]: a for a in of_type["payment.approved"]}
+    revenue: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for paid in of_type["order.paid"]:
+        approved = approvals.get(paid["payment_id"])
+        if approved and approved["event_time"] <= paid["event_time"] <= approved["event_time"] + HOUR_MS:
+            key = (paid["event_time"] // MINUTE_MS * MINUTE_MS, paid["course_id"], approved["method"], paid["currency"])
+            revenue[key].append(paid["total_minor"])
+    revenue_minute = {
+        (_utc(minute), course, method, currency, sum(amounts), len(amounts))
+        for (minute, course, method, currency), amounts in revenue.items()
+    }
+
+    stages = ("clickstream.content_viewed", "order.created", "order.paid", "user.enrolled")
+    funnel: dict[int, list[set[str]]] = defaultdict(lambda: [set(), set(), set(), set()])
+    for event in on_time:
+        value = event.value
+        if value["event_type"] in stages:
+            funnel[value["event_time"] // HOUR_MS * HOUR_MS][stages.index(value["event_type"])].add(value["user_id"])
+    funnel_hour = {(_utc(hour), *(len(users) for users in sets)) for hour, sets in funnel.items()}
+
+    clicks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in on_time:
+        if event.value["event_type"].startswith("clickstream."):
+            clicks[event.value["user_id"]].append(event.value)
+    user_sessions = set()
+    for user, user_clicks in clicks.items():
+        ordered = sorted(user_clicks, key=lambda v: v["event_time"])
+        session = [ordered[0]]
+        for value in [*ordered[1:], None]:
+            if value is not None and value["event_time"] - session[-1]["event_time"] < SESSION_GAP_MS:
+                session.append(value)
+                continue
+            start, end = session[0]["event_time"], session[-1]["event_time"]
+            watched = {v["content_id"] for v in session if v["event_type"] == "clickstream.content_viewed"}
+            user_sessions.add((user, _utc(start), _utc(end), (end - start) // 1000, len(session), len(watched)))
+            session = [value] if value is not None else []
+
+    late_events = {(e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset) for e in late}
+    raw_events = {(e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset) for e in events}
+    return {
+        "content_minute": content_minute,
+        "registrations_minute": registrations_minute,
+        "revenue_minute": revenue_minute,
+        "funnel_hour": funnel_hour,
+        "user_sessions": user_sessions,
+        "late_events": late_events,
+        "raw_events": raw_events,
+    }
+
+
+# How each table is read back to compare with the oracle (FINAL: a row written twice after a restore counts once).
+ACTUAL_QUERIES = {
+    "content_minute": "SELECT window_start, content_id, course_id, views, unique_viewers, watch_seconds, "
+    "completed_views FROM {db}.content_minute FINAL",
+    "registrations_minute": "SELECT window_start, registrations FROM {db}.registrations_minute FINAL",
+    "revenue_minute": "SELECT window_start, course_id, payment_method, currency, revenue_minor, payments "
+    "FROM {db}.revenue_minute FINAL",
+    "funnel_hour": "SELECT window_start, viewed, ordered, paid, enrolled FROM {db}.funnel_hour FINAL",
+    "user_sessions": "SELECT user_id, session_start, session_end, duration_seconds, events, contents_watched "
+    "FROM {db}.user_sessions FINAL",
+    "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.late_events FINAL",
+    "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.raw_events FINAL",
+}
