@@ -281,7 +281,11 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
     """Builds the settings from profile file, optional settings file and environment."""
     config_path = config_file or (Path(p) if (p := os.environ.get(f"{ENV_PREFIX}CONFIG")) else None)
     file_values = _read_file(config_path) if config_path else {}
-    chosen = profile or os.environ.get(f"{ENV_PREFIX}PROFILE") or file_values.get("profile") or "local"
+    from_environment = os.environ.get(f"{ENV_PREFIX}PROFILE")
+    if profile and from_environment and profile != from_environment:
+        # The environment would override the profile name but not the profile file's values.
+        raise SettingsError(f"--profile {profile} conflicts with {ENV_PREFIX}PROFILE={from_environment}: unset one")
+    chosen = profile or from_environment or file_values.get("profile") or "local"
     profile_file = PROFILES_DIR / f"{chosen}.toml"
     if not profile_file.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -44,7 +45,9 @@ def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     own = settings.model_copy(update={"topics": isolated_topic_names(prefix)})
     admin = AdminClient(own.kafka.client_config())
-    plan = apply_topics(admin, load_topic_specs(own))
+    # Kept forever: tests use fixed past event times, which the declared retention would delete mid-test.
+    specs = [replace(spec, retention_ms=-1) for spec in load_topic_specs(own)]
+    plan = apply_topics(admin, specs)
     assert not plan.has_drift
     registry = make_registry(own)
     registrations = register_all(own, default_catalog(), registry)

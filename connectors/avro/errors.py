@@ -29,6 +29,12 @@ class UnknownSchemaError(DeserializationError):
     reason_code = "unknown_schema"
 
 
+class IncompatibleSchemaError(DeserializationError):
+    """The writer's schema cannot be read through this consumer's reader schema (or is not a record)."""
+
+    reason_code = "incompatible_schema"
+
+
 class RegistryUnavailableError(SerdeError):
     """The registry did not answer: retry later, the record itself may be fine."""
 

@@ -15,8 +15,10 @@ from typing import Any
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 
 from connectors.avro.errors import (
+    IncompatibleSchemaError,
     MalformedRecordError,
     RegistryUnavailableError,
     SerializationError,
@@ -26,6 +28,10 @@ from connectors.avro.schema import AvroSchema
 from connectors.avro.subject import SubjectNameStrategy, topic_record_name
 
 MAGIC_BYTE = 0
+# Confluent error codes the registry answers with; any other failure (a bare 404 from a wrong URL or a proxy)
+# means the registry is unreachable, not that the record is bad.
+SUBJECT_NOT_FOUND = 40401
+SCHEMA_NOT_FOUND = 40403
 HEADER = struct.Struct(">bI")
 
 
@@ -58,7 +64,7 @@ class AvroSerializer:
             else:
                 schema_id = self._registry.lookup_schema(subject, registry_schema).schema_id
         except SchemaRegistryError as error:
-            if error.http_status_code == 404:
+            if error.error_code in (SUBJECT_NOT_FOUND, SCHEMA_NOT_FOUND):
                 raise SerializationError(
                     f"schema {schema.fullname} is not registered under subject '{subject}': "
                     "run `suuupra schemas register`"
@@ -108,7 +114,7 @@ class AvroDeserializer:
         try:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as error:
-            if error.http_status_code == 404:
+            if error.error_code == SCHEMA_NOT_FOUND:
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
@@ -117,7 +123,12 @@ class AvroDeserializer:
             raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
         if not registered.schema_str:
             raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
-        writer = AvroSchema.from_text(registered.schema_str)
+        try:
+            writer = AvroSchema.from_text(registered.schema_str)
+        except (ValueError, TypeError, KeyError) as error:
+            raise IncompatibleSchemaError(f"schema id {schema_id} does not parse as Avro: {error}") from error
+        if not isinstance(writer.parsed, dict) or writer.parsed.get("type") != "record":
+            raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
         reader = self._readers.get(writer.fullname)
         # Resolving against an identical reader schema costs about half the decoding time for nothing.
         pair = (writer.parsed, None if reader is None or reader.text == writer.text else reader.parsed)
@@ -138,6 +149,10 @@ class AvroDeserializer:
         body.seek(HEADER.size)
         try:
             value = fastavro.schemaless_reader(body, writer, reader)
+        except SchemaResolutionError as error:
+            raise IncompatibleSchemaError(
+                f"schema id {schema_id} ({name}) cannot be read with this consumer's schema: {error}"
+            ) from error
         except Exception as error:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError ...
             raise MalformedRecordError(
                 f"Avro body does not decode with schema id {schema_id} ({name}): {type(error).__name__}: {error}"

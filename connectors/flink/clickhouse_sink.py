@@ -64,6 +64,7 @@ class ClickHouseSink(KeyedProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: RuntimeContext) -> None:
         self._buffer = runtime_context.get_list_state(ListStateDescriptor("rows", Types.PICKLED_BYTE_ARRAY()))
         self._buffered = runtime_context.get_state(ValueStateDescriptor("buffered", Types.LONG()))
+        self._flush_at = runtime_context.get_state(ValueStateDescriptor("flush_at", Types.LONG()))
         target = self._target
         self._backend = ServerBackend(
             target.host, target.port, user=target.user, password=target.password, secure=target.secure
@@ -80,9 +81,13 @@ class ClickHouseSink(KeyedProcessFunction):  # type: ignore[misc]
         self._buffer.add(value[1])
         buffered = (self._buffered.value() or 0) + 1
         self._buffered.update(buffered)
-        if buffered == 1:
-            timers = ctx.timer_service()
-            timers.register_processing_time_timer(timers.current_processing_time() + self._batch_delay_ms)
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
+        flush_at = self._flush_at.value()
+        # After a restore the buffer may hold rows whose timer is gone: a missing or past deadline re-arms it.
+        if flush_at is None or flush_at < now:
+            self._flush_at.update(now + self._batch_delay_ms)
+            timers.register_processing_time_timer(now + self._batch_delay_ms)
             timers.register_event_time_timer(END_OF_INPUT_MS)
         if buffered >= self._batch_rows:
             self._flush(value[0])
@@ -101,6 +106,7 @@ class ClickHouseSink(KeyedProcessFunction):  # type: ignore[misc]
             writer.flush()
         self._buffer.clear()
         self._buffered.clear()
+        self._flush_at.clear()
 
     def _typed(self, table: str, rows: Sequence[list[Any]]) -> Iterable[list[Any]]:
         spec = self._tables[table]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.avro.errors import DeserializationError
 from connectors.avro.serde import AvroDeserializer
@@ -29,7 +29,8 @@ class ConsumedRecord:
 
 
 class AvroConsumer:
-    """Offsets are stored only after a record was handed out or dead-lettered: a crash re-reads, never skips.
+    """At-least-once: a record's offset is stored (and later committed) only once the next `poll` shows the caller
+    is done with it, or once it is safely in the dead-letter topic. A crash or an exception re-reads, never skips.
 
     A record that cannot be read goes to `dead_letter`; without one it raises, unless `skip_unreadable` (read-only
     tools that count such records instead).
@@ -54,6 +55,8 @@ class AvroConsumer:
                 "enable.auto.commit": "true",
                 "enable.auto.offset.store": "false",
                 "isolation.level": "read_committed",
+                # End-of-partition events tell `read_to_end` a partition is drained, whatever its offsets look like.
+                "enable.partition.eof": True,
                 **(overrides or {}),
             }
         )
@@ -62,23 +65,47 @@ class AvroConsumer:
         self._deserializer = deserializer
         self._dead_letter = dead_letter
         self._pending: Message | None = None
+        self._drained: set[tuple[str, int]] = set()
+        self._progress = 0
         self._skip_unreadable = skip_unreadable
         self.dead_lettered = 0
         self.skipped = 0
+
+    def _store(self, message: Message) -> None:
+        try:
+            self._consumer.store_offsets(message)
+        except KafkaException as error:
+            # The partition was revoked in a rebalance: its new owner reads the record again.
+            if error.args[0].code() != KafkaError._STATE:
+                raise
+
+    def _rewind(self, message: Message) -> None:
+        """librdkafka has moved past the message already: go back so a caller that retries gets it again."""
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        self._consumer.seek(TopicPartition(topic, partition, offset))
 
     def _decode(self, message: Message) -> ConsumedRecord | None:
         try:
             decoded = self._deserializer.deserialize(message.value())
         except DeserializationError as error:
-            if self._dead_letter is not None:
-                self._dead_letter.send(message, str(error), error.reason_code)
-                self.dead_lettered += 1
-            elif self._skip_unreadable:
-                self.skipped += 1
-            else:
+            try:
+                if self._dead_letter is not None:
+                    self._dead_letter.send(message, str(error), error.reason_code)
+                    self.dead_lettered += 1
+                elif self._skip_unreadable:
+                    self.skipped += 1
+                else:
+                    raise
+            except Exception:
+                self._rewind(message)
                 raise
-            self._consumer.store_offsets(message)
+            self._store(message)
             return None
+        except Exception:
+            # The registry is down, or similar: not the record's fault, so it must not be skipped.
+            self._rewind(message)
+            raise
         key = message.key()
         return ConsumedRecord(
             topic=message.topic() or "",
@@ -94,7 +121,7 @@ class AvroConsumer:
 
     def _acknowledge_pending(self) -> None:
         if self._pending is not None:
-            self._consumer.store_offsets(self._pending)
+            self._store(self._pending)
             self._pending = None
 
     def poll(self, timeout: float = 1.0) -> ConsumedRecord | None:
@@ -107,8 +134,11 @@ class AvroConsumer:
                 return None
             if (error := message.error()) is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
+                    self._drained.add((message.topic() or "", message.partition() or 0))
                     continue
                 raise KafkaException(error)
+            self._drained.discard((message.topic() or "", message.partition() or 0))
+            self._progress += 1
             record = self._decode(message)
             if record is not None:
                 self._pending = message
@@ -116,56 +146,38 @@ class AvroConsumer:
         return None
 
     def read_to_end(self, idle_timeout: float = 10.0) -> Iterator[ConsumedRecord]:
-        """Every record up to the end offsets seen at the start, then stops (bounded reads, summaries, tests)."""
-        targets = self.end_offsets()
-        last_progress = time.monotonic()
-        while True:
+        """Every record up to the end of each partition, then stops (bounded reads, summaries, tests).
+
+        Meant for a consumer that is alone in its group (the default: a fresh group), so that it owns every
+        partition; a partition counts as drained when librdkafka reports its end.
+        """
+        partitions = self.partitions()
+        last_progress, seen = time.monotonic(), self._progress
+        while not partitions <= self._drained:
             record = self.poll(0.5)
             if record is not None:
-                last_progress = time.monotonic()
                 yield record
-                continue
-            if self._caught_up(targets):
-                break
-            if time.monotonic() - last_progress > idle_timeout:
-                raise TimeoutError(
-                    f"no progress for {idle_timeout:.0f} s with {self.lag(targets)} record(s) still to read"
-                )
+            if self._progress != seen:
+                last_progress, seen = time.monotonic(), self._progress
+            elif time.monotonic() - last_progress > idle_timeout:
+                left = sorted(partitions - self._drained)
+                raise TimeoutError(f"no progress for {idle_timeout:.0f} s; partitions not drained: {left[:5]}")
         self._acknowledge_pending()
 
-    def end_offsets(self) -> dict[tuple[str, int], int]:
+    def partitions(self) -> set[tuple[str, int]]:
         metadata = self._consumer.list_topics(timeout=10)
-        ends: dict[tuple[str, int], int] = {}
-        for topic in self._topics:
-            for partition in metadata.topics[topic].partitions:
-                _low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                ends[(topic, partition)] = high
-        return ends
-
-    def lag(self, targets: Mapping[tuple[str, int], int]) -> int:
-        partitions = [TopicPartition(t, p) for (t, p) in targets]
-        positions = self._consumer.position(partitions) if partitions else []
-        total = 0
-        for tp in positions:
-            position = tp.offset if tp.offset >= 0 else 0
-            total += max(0, targets[(tp.topic, tp.partition)] - position)
-        return total
-
-    def _caught_up(self, targets: Mapping[tuple[str, int], int]) -> bool:
-        if not self._consumer.assignment():
-            return all(end == 0 for end in targets.values())
-        return self.lag(targets) == 0
-
-    def seek_to_beginning(self) -> None:
-        for tp in self._consumer.assignment():
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+        return {(topic, partition) for topic in self._topics for partition in metadata.topics[topic].partitions}
 
     def close(self) -> None:
+        """Commits the last record handed out as processed; leave by an exception to have it read again."""
         self._acknowledge_pending()
         self._consumer.close()
 
     def __enter__(self) -> AvroConsumer:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        if exc_type is not None:
+            # The caller failed while processing the last record: it must be read again.
+            self._pending = None
         self.close()

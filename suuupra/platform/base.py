@@ -58,18 +58,12 @@ def pid_alive(pid: int) -> bool:
     return state != "Z" or threads > 1
 
 
-def pid_cmdline(pid: int) -> str:
+def pid_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot: with the pid, it names one process for good."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def pid_cwd(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return ""
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
@@ -85,7 +79,7 @@ class Component(ABC):
     """A server of the local platform, started and stopped by us, its data under the platform folder.
 
     Each component runs in the foreground as a child in its own session, so the pid we record is the
-    server itself; `stop` signals only a pid whose command line or working directory is in our data folder.
+    server itself; the pid file records its pid and start time, and `stop` signals only that very process.
     """
 
     name: str
@@ -146,17 +140,13 @@ class Component(ABC):
         return self.settings.paths.log_dir / f"{self.name}.out"
 
     def pid(self) -> int | None:
-        """The pid of the server we started, if it is still that process."""
+        """The pid of the server we started, if it is still that very process (not a later one with its pid)."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            recorded_pid, recorded_start = self.pid_file.read_text().split()
+            pid = int(recorded_pid)
         except (OSError, ValueError):
             return None
-        if not pid_alive(pid):
-            return None
-        # Some servers rewrite their process title (Redis), some change directory (PostgreSQL): either
-        # the command line or the working directory still names our data folder.
-        ours = str(self.settings.paths.data_dir)
-        if ours in pid_cmdline(pid) or pid_cwd(pid).startswith(ours):
+        if pid_alive(pid) and pid_start_time(pid) == recorded_start:
             return pid
         return None
 
@@ -187,7 +177,7 @@ class Component(ABC):
                 group=user,
                 extra_groups=[] if user else None,
             )
-        self.pid_file.write_text(str(process.pid))
+        self.pid_file.write_text(f"{process.pid} {pid_start_time(process.pid)}")
         return process.pid
 
     def exited_early(self) -> str | None:

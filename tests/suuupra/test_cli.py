@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -42,10 +43,14 @@ def test_simulate_then_summary_reads_back_what_was_sent(isolated: Settings) -> N
     assert sent.exit_code == 0, sent.output
     assert "1500 events" in sent.output
 
+    malformed = int(re.search(r"1500 events \+ (\d+) malformed records", sent.output.replace("\n", " "))[1])  # type: ignore[index]
+    assert malformed > 0
+
     summary = runner.invoke(app, ["summary"], env=env)
     assert summary.exit_code == 0, summary.output
-    assert "1500 readable events" in summary.output
-    assert "unreadable" in summary.output
+    text = summary.output.replace("\n", " ")
+    assert "1500 readable events" in text
+    assert f"{malformed} unreadable records" in text
 
 
 def test_settings_errors_are_reported_not_raised() -> None:

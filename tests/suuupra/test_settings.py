@@ -47,3 +47,9 @@ def test_bad_settings_say_what_to_change(tmp_path: Path) -> None:
     broken.write_text("kafka: [unclosed")
     with pytest.raises(SettingsError, match="not valid YAML"):
         load_settings(broken)
+
+
+def test_profile_option_and_environment_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUUUPRA_PROFILE", "local")
+    with pytest.raises(SettingsError, match="conflicts with SUUUPRA_PROFILE=local"):
+        load_settings(profile="production")

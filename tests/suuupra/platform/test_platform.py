@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from suuupra.events import EventPublisher, event_consumer, make_registry
-from suuupra.platform.base import PlatformError
+from suuupra.platform.base import PlatformError, pid_start_time, port_open
 from suuupra.platform.manager import Platform
 from suuupra.platform.redis import Redis
 from suuupra.settings import RedisSettings, Settings
@@ -35,7 +36,8 @@ def test_down_then_up_keeps_topics_events_and_schemas(platform: Platform, isolat
 
     stopped = platform.down()
     assert set(stopped) == {"postgres", "kafka", "clickhouse", "redis", "registry"}
-    assert all(not s.health.ok for s in platform.status())
+    assert not any(port_open("127.0.0.1", spec.port) for c in platform.components for spec in c.ports())
+    assert not any(c.health().ok for c in platform.components)
 
     statuses = platform.up()
     assert all(s.health.ok for s in statuses)
@@ -65,14 +67,11 @@ def test_taken_port_is_reported_with_the_setting_that_changes_it(settings: Setti
 
 
 def test_down_leaves_foreign_processes_alone(settings: Settings, tmp_path: Path) -> None:
-    """A pid file pointing at a process that is not ours (here: this test) must not get it killed."""
-    own = settings.model_copy(
-        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path / uuid.uuid4().hex})}
-    )
-    redis = Redis(own)
+    """A pid file naming a live process that is not the one we started (a reused pid) must not get it killed."""
+    paths = settings.paths.model_copy(update={"data_dir": tmp_path / uuid.uuid4().hex})
+    redis = Redis(settings.model_copy(update={"paths": paths}))
     redis.pid_file.parent.mkdir(parents=True)
-    import os
-
-    redis.pid_file.write_text(str(os.getpid()))
+    redis.pid_file.write_text(f"{os.getpid()} 12345")  # this test's pid, another start time
     assert redis.pid() is None
     assert redis.stop() is False
+    assert pid_start_time(os.getpid()) is not None
