@@ -6,11 +6,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
-
 from connectors.avro.serde import AvroDeserializer
 from connectors.kafka.consumer import AvroConsumer
-from connectors.kafka.dead_letter import parse_dead_letter_headers
+from connectors.kafka.dead_letter import read_dead_letters
 from schemas import default_catalog
 from suuupra.events import make_registry, reader_schemas
 from suuupra.settings import Settings
@@ -49,26 +47,5 @@ def summarize(settings: Settings) -> TopicSummary:
 
 
 def _dead_letter_reasons(settings: Settings) -> Counter[str]:
-    reasons: Counter[str] = Counter()
-    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"suuupra-summary-{uuid.uuid4()}",
-                         "enable.auto.commit": "false", "auto.offset.reset": "earliest"})  # fmt: skip
-    try:
-        topic = settings.topics.dead_letter
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-        consumer.assign(partitions)
-        remaining = {p for p, end in ends.items() if end > 0}
-        while remaining:
-            message = consumer.poll(5)
-            if message is None:
-                break
-            if message.error():
-                continue
-            reasons[parse_dead_letter_headers(message.headers()).get("reason.code", "?")] += 1
-            partition, offset = message.partition() or 0, message.offset() or 0
-            if offset + 1 >= ends[partition]:
-                remaining.discard(partition)
-    finally:
-        consumer.close()
-    return reasons
+    letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
+    return Counter(letter.headers.get("reason.code", "?") for letter in letters)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from confluent_kafka import Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from connectors.kafka.config import ClientConfig
 from connectors.kafka.producer import AvroProducer
 
 HEADER_PREFIX = "dlq."
@@ -51,11 +54,45 @@ class DeadLetterWriter:
     def __init__(self, producer: AvroProducer, topic: str) -> None:
         self._producer = producer
         self.topic = topic
-        self.count = 0
 
     def send(self, message: Message, reason: str, reason_code: str) -> None:
         """Returns once the broker has the record, so the caller may then commit past the original offset."""
         headers = dead_letter_headers(message, reason, reason_code)
         self._producer.produce_raw(self.topic, message.key(), message.value(), headers)
         self._producer.flush()
-        self.count += 1
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: Mapping[str, str]  # the dlq.* headers, without the prefix
+
+
+def read_dead_letters(client_config: ClientConfig, topic: str, timeout_s: float = 10.0) -> list[DeadLetter]:
+    """Every record of a dead-letter topic as it is now (assigned partitions, nothing committed)."""
+    consumer = Consumer(
+        {**client_config, "group.id": f"dead-letter-reader-{uuid.uuid4()}", "enable.auto.commit": False,
+         "enable.partition.eof": True}
+    )  # fmt: skip
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
+        consumer.assign(partitions)
+        pending = {tp.partition for tp in partitions}
+        letters: list[DeadLetter] = []
+        while pending:
+            message = consumer.poll(timeout_s)
+            if message is None:
+                raise TimeoutError(
+                    f"{topic}: partitions {sorted(pending)} did not reach their end in {timeout_s:.0f} s"
+                )
+            if (error := message.error()) is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                pending.discard(message.partition() or 0)
+                continue
+            letters.append(DeadLetter(message.key(), message.value(), parse_dead_letter_headers(message.headers())))
+        return letters
+    finally:
+        consumer.close()

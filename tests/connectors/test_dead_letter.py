@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import random
+import socket
 
-from confluent_kafka import Consumer, TopicPartition
+import pytest
 
-from connectors.kafka.dead_letter import parse_dead_letter_headers
+from connectors.avro.errors import RegistryUnavailableError
+from connectors.kafka.dead_letter import read_dead_letters
 from suuupra.events import EventPublisher, event_consumer
-from suuupra.settings import Settings
+from suuupra.settings import RegistrySettings, Settings
 from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.simulate.runner import MALFORMED_KINDS, malformed_record
 
 
-def _read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, str]]]:
-    consumer = Consumer({**settings.kafka.client_config(), "group.id": "dlq-test", "enable.auto.commit": "false"})
-    metadata = consumer.list_topics(topic, timeout=10)
-    partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-    consumer.assign(partitions)
-    records = []
-    while len(records) < sum(ends.values()):
-        message = consumer.poll(10)
-        assert message is not None, "dead-letter topic ended before its end offsets"
-        assert message.error() is None
-        records.append((message.key(), message.value(), parse_dead_letter_headers(message.headers())))
-    consumer.close()
-    return records
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_malformed_records_go_to_dead_letter_with_reason_and_good_ones_all_arrive(isolated: Settings) -> None:
@@ -50,12 +42,52 @@ def test_malformed_records_go_to_dead_letter_with_reason_and_good_ones_all_arriv
         assert consumer.dead_lettered == len(bad)
 
     assert sorted(map(str, good)) == sorted(e.value["event_id"] for e in events)
-    dead = _read_all(isolated, isolated.topics.dead_letter)
-    assert sorted(value or b"" for _key, value, _headers in dead) == sorted(bad)
-    reasons = {headers["reason.code"] for _key, _value, headers in dead}
-    assert reasons == {"malformed_record", "unknown_schema"}
-    for key, _value, headers in dead:
-        assert key == b"user-key"
-        assert headers["original.topic"] == user_topic
-        assert int(headers["original.offset"]) >= 0
-        assert headers["reason"], "the reason must say what is wrong"
+    dead = read_dead_letters(isolated.kafka.client_config(), isolated.topics.dead_letter)
+    assert sorted(letter.value or b"" for letter in dead) == sorted(bad)
+    assert {letter.headers["reason.code"] for letter in dead} == {"malformed_record", "unknown_schema"}
+    for letter in dead:
+        assert letter.key == b"user-key"
+        assert letter.headers["original.topic"] == user_topic
+        assert int(letter.headers["original.offset"]) >= 0
+        assert letter.headers["reason"], "the reason must say what is wrong"
+
+
+def test_a_record_whose_processing_failed_is_read_again_by_the_group(isolated: Settings) -> None:
+    publisher = EventPublisher(isolated)
+    events = [
+        e for e in generate(SimulationProfile(seed=4), 400) if publisher.topic_of(e.event_type) == isolated.topics.user
+    ]
+    for event in events:
+        publisher.publish(event.value)
+    publisher.flush()
+    group = f"retry-{isolated.topics.user}"
+
+    handed_out = []
+    with (  # noqa: PT012 - the failure has to happen inside the consumer's block
+        pytest.raises(RuntimeError, match="processing failed"),
+        event_consumer(isolated, [isolated.topics.user], group) as consumer,
+    ):
+        for record in consumer.read_to_end():
+            handed_out.append(str(record.value["event_id"]))
+            if len(handed_out) == 3:
+                raise RuntimeError("processing failed")
+
+    with event_consumer(isolated, [isolated.topics.user], group) as consumer:
+        again = [str(record.value["event_id"]) for record in consumer.read_to_end()]
+    assert handed_out[2] in again, "the record whose processing raised must come back"
+    assert not set(handed_out[:2]) & set(again), "records processed before the failure are not read again"
+    assert set(again) | set(handed_out) == {e.value["event_id"] for e in events}
+
+
+def test_a_registry_outage_dead_letters_nothing(isolated: Settings) -> None:
+    publisher = EventPublisher(isolated)
+    event = next(
+        e for e in generate(SimulationProfile(seed=5), 500) if publisher.topic_of(e.event_type) == isolated.topics.user
+    )
+    publisher.publish(event.value)
+    publisher.flush()
+
+    unreachable = isolated.model_copy(update={"registry": RegistrySettings(port=free_port())})
+    with pytest.raises(RegistryUnavailableError), event_consumer(unreachable, [isolated.topics.user]) as consumer:
+        list(consumer.read_to_end())
+    assert read_dead_letters(isolated.kafka.client_config(), isolated.topics.dead_letter) == []
