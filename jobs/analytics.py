@@ -80,7 +80,7 @@ QUERIES = {
                kafka_partition, kafka_offset, payload_json
         FROM events""",
     "late_events": """
-        SELECT event_id, event_type, user_id, event_time, watermark_ms, event_time - watermark_ms, kafka_topic,
+        SELECT event_id, event_type, user_id, event_time, watermark_ms, watermark_ms - event_time, kafka_topic,
                kafka_partition, kafka_offset
         FROM late""",
     "content_minute": """

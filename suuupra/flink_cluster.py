@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import pyflink
 from suuupra.platform.base import PlatformError, wait_until
 from suuupra.settings import Settings
 
-FLINK_HOME = Path(pyflink.__file__).resolve().parent
+PYFLINK_HOME = Path(pyflink.__file__).resolve().parent
 
 
 class FlinkCluster:
@@ -21,28 +22,44 @@ class FlinkCluster:
         self.settings = settings
         self.home = settings.paths.data_dir / "flink-cluster"
         self.conf_dir = self.home / "conf"
+        self.flink_home = self.home / "dist"
 
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.flink.rest_port}"
 
     def environment(self) -> dict[str, str]:
-        venv_python = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "python"
-        python = str(venv_python) if venv_python.exists() else shutil.which("python3") or "python3"
+        # The interpreter running this (the project's venv) has pyflink and the project installed.
+        python = sys.executable
         return {
             **os.environ,
-            "FLINK_HOME": str(FLINK_HOME),
+            "FLINK_HOME": str(self.flink_home),
             "FLINK_CONF_DIR": str(self.conf_dir),
             "FLINK_LOG_DIR": str(self.home / "log"),
             "FLINK_PID_DIR": str(self.home / "run"),
             "PYFLINK_CLIENT_EXECUTABLE": python,
         }
 
-    def _write_config(self) -> None:
+    def assemble_distribution(self) -> None:
+        """The wheel's own scripts and jars, arranged as a cluster needs them: the wheel keeps `flink-python` in
+        `opt/`, but a JobManager must load the Python operators from `lib/`."""
+        dist = self.flink_home
+        if dist.exists():
+            shutil.rmtree(dist)
+        shutil.copytree(PYFLINK_HOME / "bin", dist / "bin")
+        # Real folders of links: the scripts look for jars with `find`, which does not enter a linked folder.
+        for folder in ("lib", "opt", "plugins"):
+            (dist / folder).mkdir(parents=True)
+            for entry in (PYFLINK_HOME / folder).glob("*") if (PYFLINK_HOME / folder).exists() else []:
+                (dist / folder / entry.name).symlink_to(entry)
+        for jar in (PYFLINK_HOME / "opt").glob("flink-python*.jar"):
+            (dist / "lib" / jar.name).symlink_to(jar)
+
+    def write_config(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for folder in ("log", "run"):
             (self.home / folder).mkdir(parents=True, exist_ok=True)
-        shipped = (FLINK_HOME / "conf" / "config.yaml").read_text()
+        shipped = (PYFLINK_HOME / "conf" / "config.yaml").read_text()
         # Keep the shipped file (it carries the --add-opens options Java 17 needs) and override below it.
         overrides = {
             "rest.port": str(self.settings.flink.rest_port),
@@ -60,8 +77,8 @@ class FlinkCluster:
         extra = [f"{key}: {value}" for key, value in overrides.items()]
         (self.conf_dir / "config.yaml").write_text("\n".join([*kept, *extra]) + "\n")
         for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties"):
-            if (FLINK_HOME / "conf" / name).exists():
-                shutil.copyfile(FLINK_HOME / "conf" / name, self.conf_dir / name)
+            if (PYFLINK_HOME / "conf" / name).exists():
+                shutil.copyfile(PYFLINK_HOME / "conf" / name, self.conf_dir / name)
 
     def is_up(self) -> bool:
         try:
@@ -69,13 +86,18 @@ class FlinkCluster:
         except httpx.HTTPError:
             return False
 
+    def finished_jobs(self) -> list[dict[str, str]]:
+        overview = httpx.get(f"{self.rest_url}/jobs/overview", timeout=5).json()
+        return [{"name": job["name"], "state": job["state"]} for job in overview.get("jobs", [])]
+
     def start(self, timeout_s: float = 90) -> None:
         if self.is_up():
             return
-        self._write_config()
+        self.assemble_distribution()
+        self.write_config()
         for script in ("jobmanager.sh", "taskmanager.sh"):
             result = subprocess.run(
-                ["bash", str(FLINK_HOME / "bin" / script), "start"], env=self.environment(), capture_output=True,
+                ["bash", str(self.flink_home / "bin" / script), "start"], env=self.environment(), capture_output=True,
                 text=True, check=False,
             )  # fmt: skip
             if result.returncode != 0:
@@ -94,7 +116,7 @@ class FlinkCluster:
 
     def stop(self) -> None:
         for script in ("taskmanager.sh", "jobmanager.sh"):
-            subprocess.run(["bash", str(FLINK_HOME / "bin" / script), "stop"], env=self.environment(),
+            subprocess.run(["bash", str(self.flink_home / "bin" / script), "stop"], env=self.environment(),
                            capture_output=True, check=False)  # fmt: skip
 
 
@@ -102,13 +124,14 @@ def submit(settings: Settings, job_file: Path, jobmanager: str, args: list[str],
     """Runs `flink run -py` against a session cluster; returns the client's output."""
     cluster = FlinkCluster(settings)
     python = cluster.environment()["PYFLINK_CLIENT_EXECUTABLE"]
+    if not cluster.flink_home.exists():
+        cluster.assemble_distribution()
+        cluster.write_config()
     command = [
-        "bash", str(FLINK_HOME / "bin" / "flink"), "run", "-m", jobmanager,
+        "bash", str(cluster.flink_home / "bin" / "flink"), "run", "-m", jobmanager,
         "-pyclientexec", python, "-pyexec", python, "-py", str(job_file), *(["-d"] if detached else []), *args,
     ]  # fmt: skip
     environment = cluster.environment()
-    if not cluster.conf_dir.exists():
-        environment["FLINK_CONF_DIR"] = str(FLINK_HOME / "conf")
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PlatformError(

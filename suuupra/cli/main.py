@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from suuupra.cli import clickhouse_cmd, jobs_cmd, platform_cmd, schemas_cmd, simulate_cmd, topics_cmd
+from suuupra.cli import clickhouse_cmd, dashboard_cmd, jobs_cmd, platform_cmd, schemas_cmd, simulate_cmd, topics_cmd
 from suuupra.cli.context import state
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("summary")(simulate_cmd.summary)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(clickhouse_cmd.app, name="clickhouse")
 app.command("query")(clickhouse_cmd.query)
+app.command("dashboard")(dashboard_cmd.dashboard)
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 
 

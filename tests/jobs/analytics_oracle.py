@@ -29,17 +29,21 @@ def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
 
 
-def split_late(events: Iterable[KafkaEvent], bound_ms: int) -> tuple[list[KafkaEvent], list[KafkaEvent]]:
-    """Late: older than the newest earlier-or-same event of its partition by more than the bound."""
+def split_late(events: Iterable[KafkaEvent], bound_ms: int) -> tuple[list[KafkaEvent], list[tuple[KafkaEvent, int]]]:
+    """Late: older than the newest earlier-or-same event of its partition by more than the bound; with how much."""
     by_partition: dict[tuple[str, int], list[KafkaEvent]] = defaultdict(list)
     for event in events:
         by_partition[(event.topic, event.partition)].append(event)
-    on_time, late = [], []
+    on_time: list[KafkaEvent] = []
+    late: list[tuple[KafkaEvent, int]] = []
     for partition_events in by_partition.values():
         newest = None
         for event in sorted(partition_events, key=lambda e: e.offset):
             newest = event.time if newest is None else max(newest, event.time)
-            (late if event.time < newest - bound_ms else on_time).append(event)
+            if event.time < newest - bound_ms:
+                late.append((event, newest - bound_ms - event.time))
+            else:
+                on_time.append(event)
     return on_time, late
 
 
@@ -100,7 +104,9 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
             user_sessions.add((user, _utc(start), _utc(end), (end - start) // 1000, len(session), len(watched)))
             session = [value] if value is not None else []
 
-    late_events = {(e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset) for e in late}
+    late_events = {
+        (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, lateness) for e, lateness in late
+    }
     raw_events = {(e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset) for e in events}
     return {
         "content_minute": content_minute,
@@ -123,6 +129,7 @@ ACTUAL_QUERIES = {
     "funnel_hour": "SELECT window_start, viewed, ordered, paid, enrolled FROM {db}.funnel_hour FINAL",
     "user_sessions": "SELECT user_id, session_start, session_end, duration_seconds, events, contents_watched "
     "FROM {db}.user_sessions FINAL",
-    "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.late_events FINAL",
+    "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset, lateness_ms "
+    "FROM {db}.late_events FINAL",
     "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.raw_events FINAL",
 }

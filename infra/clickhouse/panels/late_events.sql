@@ -5,7 +5,7 @@ SELECT
     event_type,
     count() AS late_events,
     max(lateness_ms) AS max_lateness_ms,
-    intDiv(sum(lateness_ms), count()) AS avg_lateness_ms,
+    intDiv(sum(lateness_ms), toInt64(count())) AS avg_lateness_ms,
     min(event_time) AS first_event_time,
     max(event_time) AS last_event_time
 FROM {database}.late_events FINAL

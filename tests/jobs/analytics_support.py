@@ -1,0 +1,96 @@
+"""Shared by the analytics job tests: input publishing, the job's environment, and the comparison with the oracle."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+from connectors.clickhouse.backend import ClickHouseBackend
+from connectors.kafka.dead_letter import read_dead_letters
+from suuupra.clickhouse.migrate import server_backend
+from suuupra.events import EventPublisher, event_consumer
+from suuupra.settings import Settings
+from suuupra.simulate.journeys import SimulationProfile, generate
+from suuupra.simulate.runner import MALFORMED_KINDS, malformed_record
+from tests.jobs.analytics_oracle import ACTUAL_QUERIES, KafkaEvent, expected_tables
+from tests.support import wire_value
+
+SUUUPRA = str(Path(sys.executable).parent / "suuupra")
+START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    environment = {**os.environ}
+    environment.update({f"SUUUPRA_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
+    environment["SUUUPRA_CLICKHOUSE__DATABASE"] = settings.clickhouse.database
+    for key, value in settings.flink.model_dump(exclude_none=True).items():
+        environment[f"SUUUPRA_FLINK__{key.upper()}"] = str(value)
+    return environment
+
+
+def _publish(settings: Settings, count: int, seed: int) -> int:
+    """Journeys with out-of-order and late events, and malformed records among them; returns the malformed count."""
+    publisher = EventPublisher(settings)
+    read_by_job = set(_source_topics(settings))
+    profile = SimulationProfile(seed=seed, start_time_ms=START, users=60, out_of_order_share=0.08, late_share=0.03)
+    malformed = 0
+    for index, event in enumerate(generate(profile, count)):
+        topic = publisher.publish(event.value)
+        if index % 200 == 7 and topic in read_by_job:
+            schema = publisher.catalog.schema_for(event.event_type).schema
+            valid = publisher.producer.serializer.serialize(topic, schema, event.value)
+            kind = MALFORMED_KINDS[malformed % len(MALFORMED_KINDS)]
+            bad = malformed_record(kind, valid, random.Random(index))
+            publisher.producer.produce_raw(
+                topic, event.value["user_id"].encode(), bad, timestamp_ms=event.value["event_time"]
+            )
+            malformed += 1
+    publisher.flush()
+    return malformed
+
+
+def _source_topics(settings: Settings) -> list[str]:
+    topics = settings.topics
+    return sorted({topics.clickstream, topics.commerce, topics.payment, topics.user})
+
+
+def _kafka_events(settings: Settings) -> list[KafkaEvent]:
+    with event_consumer(settings, _source_topics(settings)) as consumer:
+        return [KafkaEvent(r.topic, r.partition, r.offset, wire_value(r.value)) for r in consumer.read_to_end()]
+
+
+def _actual(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:
+    return {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
+
+
+def _dead_letter_offsets(settings: Settings) -> set[tuple[str, str, str]]:
+    """The originals dead-lettered (a restore may dead-letter one twice: the sink is at-least-once)."""
+    letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
+    for letter in letters:
+        assert letter.headers["reason"]
+        assert letter.headers["reason.code"] in {"malformed_record", "unknown_schema"}
+    return {(h["original.topic"], h["original.partition"], h["original.offset"]) for h in (x.headers for x in letters)}
+
+
+def _differences(settings: Settings) -> dict[str, str]:
+    """Per table, what ClickHouse holds that the oracle does not expect, and the reverse (empty: all equal)."""
+    expected = expected_tables(_kafka_events(settings), settings.flink.max_out_of_orderness_s * 1000)
+    assert expected["late_events"], "the input must contain late events"
+    backend = server_backend(settings)
+    try:
+        actual = _actual(backend, settings.clickhouse.database)
+    finally:
+        backend.close()
+    return {
+        table: f"missing {sorted(rows - actual[table])[:3]}, extra {sorted(actual[table] - rows)[:3]}"
+        for table, rows in expected.items()
+        if actual[table] != rows
+    }
+
+
+def _assert_matches_oracle(settings: Settings, malformed: int) -> None:
+    assert _differences(settings) == {}
+    assert len(_dead_letter_offsets(settings)) == malformed
