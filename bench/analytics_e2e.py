@@ -23,7 +23,8 @@ second of those going to the job's topics are markers: a poller asks ClickHouse 
 `raw_events` holds, so a marker's latency is send -> row visible (resolution: one poll interval). Window latency:
 for `content_minute`, the time from a minute's end to the first (and the last) of its rows being visible. A window
 closes only when the watermark (newest event time - 30 s) passes its end, so about 30 s is expected by design; the
-producer keeps going for that bound + 10 s after `--seconds` so the windows that ended within them close.
+producer keeps going until at least one minute has ended after the markers began, then for that bound + 10 s more,
+so the windows that ended meanwhile close (with a short `--seconds` this adds up to a minute).
 
 Figures depend on the machine's load: run nothing else heavy meanwhile.
 """
@@ -378,6 +379,7 @@ class PacedRun:
     began: float = 0.0
     main_start: float = 0.0
     main_end: float = 0.0
+    windows_until: float = 0.0  # content_minute windows ending by then are reported
     end: float = 0.0
 
 
@@ -390,11 +392,13 @@ def produce_paced(
     every = max(1, round(rate / MARKERS_PER_SECOND))
     began = time.time()
     run = PacedRun(began=began, main_start=began + warmup_s, main_end=began + warmup_s + seconds)
-    run.end = run.main_end + tail_s
+    # At least one minute boundary is measured: the first one after the markers start, if they end before it.
+    run.windows_until = max(run.main_end, run.main_start - run.main_start % 60 + 60)
+    run.end = run.windows_until + tail_s
     profile = SimulationProfile(seed=seed, users=users, start_time_ms=int(began * 1000), out_of_order_share=0.0,
                                 late_share=0.0)  # fmt: skip
     for_job = 0
-    for index, event in enumerate(generate(profile, int(rate * (warmup_s + seconds + tail_s)) + 1)):
+    for index, event in enumerate(generate(profile, int(rate * (run.end - began)) + 1)):
         due = began + index / rate
         now = time.time()
         if due > now + 0.0005:
@@ -419,7 +423,6 @@ def report_latency(tracker: Tracker, run: PacedRun, rate: float, bound_s: int) -
     with tracker.lock:
         latencies = [(tracker.seen[i] - sent) * 1000 for i, sent in tracker.sent.items() if i in tracker.seen]
         missing = len(tracker.sent) - len(latencies)
-        windows = sorted(tracker.window_first)
         first = dict(tracker.window_first)
         last = {start: at for start, (_rows, at) in tracker.window_last.items()}
         rows = {start: count for start, (count, _at) in tracker.window_last.items()}
@@ -434,16 +437,17 @@ def report_latency(tracker: Tracker, run: PacedRun, rate: float, bound_s: int) -
         result["raw_events latency p50 / p90 / p99 / max"] = (
             " / ".join(f"{percentile(latencies, share):,.0f}" for share in (0.5, 0.9, 0.99, 1.0)) + " ms"
         )
-    closed = [start for start in windows if start + 60 <= run.main_end]
-    for start in closed:
+    first_window = int(run.began) - int(run.began) % 60
+    for start in range(first_window, int(run.windows_until) - 59, 60):
         label = time.strftime("%H:%M", time.gmtime(start))
         partial = " (partial minute)" if start < run.began else ""
+        if start not in first:
+            result[f"content_minute {label} UTC{partial}"] = "never visible"
+            continue
         result[f"content_minute {label} UTC{partial}"] = (
             f"{rows[start]} rows; first visible {first[start] - start - 60:.1f} s, "
             f"last {last[start] - start - 60:.1f} s after the minute's end (bound {bound_s} s)"
         )
-    if not closed:
-        result["content_minute"] = "no minute ended within the measured seconds: use a larger --seconds"
     return result
 
 
@@ -487,7 +491,8 @@ def main() -> None:
                 return
 
             print(f"\n(b) producing at {args.rate:,.0f} events/s: {args.warmup:.0f} s warm-up, {args.seconds:.0f} s "
-                  f"measured, {flink.max_out_of_orderness_s + 10} s tail to close windows ...")  # fmt: skip
+                  f"measured, then on until a minute has ended and {flink.max_out_of_orderness_s + 10} s more "
+                  "to close it ...")  # fmt: skip
             tracker, stop = Tracker(), threading.Event()
             poller = threading.Thread(
                 target=poll_clickhouse,

@@ -26,6 +26,20 @@ if ((${#missing[@]})); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Apicurio Registry 3.3 needs Java 21+; Debian 12 packages only 17, so a JDK under /usr/lib/jvm (the machine
+# image's Temurin) or SUUUPRA_PLATFORM__REGISTRY_JAVA must provide it.
+java21=${SUUUPRA_PLATFORM__REGISTRY_JAVA:-}
+if [ -z "$java21" ]; then
+  for candidate in /usr/lib/jvm/*/bin/java; do
+    major=$("$candidate" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+    if [ "${major:-0}" -ge 21 ]; then java21=$candidate; break; fi
+  done
+fi
+if [ -z "$java21" ]; then
+  echo "no Java 21+ found for Apicurio Registry: install a JDK 21+ under /usr/lib/jvm or set SUUUPRA_PLATFORM__REGISTRY_JAVA" >&2
+  exit 1
+fi
+
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
   echo "Python 3.11 is needed (PyFlink 2.2 and Feast); set PYTHON=/path/to/python3.11" >&2
