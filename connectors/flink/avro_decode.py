@@ -6,9 +6,7 @@ A record that cannot be decoded does not fail the job: its row has `ok = FALSE` 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, UserDefinedScalar
 from connectors.avro.errors import DeserializationError, RegistryUnavailableError
 from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroDeserializer
+from connectors.avro.values import to_wire
 from connectors.registry import registry_client
 
 STATUS_FIELDS = ("ok", "error", "error_code", "payload_json")
@@ -30,19 +29,6 @@ STATUS_FIELDS = ("ok", "error", "error_code", "payload_json")
 class DecodedField:
     name: str
     type: DataType  # BIGINT for longs and timestamp-millis, STRING for uuids/strings/enums, INT, BOOLEAN
-
-
-def _plain(value: Any) -> Any:
-    """Logical-type objects back to what Flink columns and JSON hold."""
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp() * 1000)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 class AvroDecode(ScalarFunction):  # type: ignore[misc]
@@ -66,7 +52,7 @@ class AvroDecode(ScalarFunction):  # type: ignore[misc]
     def _decode_one(self, payload: bytes | None) -> tuple[Any, ...]:
         assert self._deserializer is not None
         try:
-            value = _plain(self._deserializer.deserialize(payload).value)
+            value = to_wire(self._deserializer.deserialize(payload).value)
         except DeserializationError as error:
             return (False, str(error), error.reason_code, None, *([None] * len(self._names)))
         except RegistryUnavailableError:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from fastavro.validation import validate
 
+from connectors.avro.values import to_wire
 from suuupra.simulate.journeys import EVENT_TYPES, FRAUD_PATTERNS, SimulatedEvent, SimulationProfile, generate
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
@@ -52,17 +53,7 @@ def of_type(events: Iterable[SimulatedEvent], *event_types: str) -> list[dict[st
     return [event.value for event in events if event.event_type in event_types]
 
 
-def wire(value: Any) -> Any:
-    """What fastavro reads back, in the wire form the generator produces (uuid as str, timestamp as millis)."""
-    if isinstance(value, dt.datetime):
-        return (value - EPOCH) // dt.timedelta(milliseconds=1)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: wire(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [wire(item) for item in value]
-    return value
+wire = to_wire
 
 
 def fraudulent(event: SimulatedEvent) -> bool:
