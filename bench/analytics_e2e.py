@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/analytics_e2e.py [--events 300000] [--parallelism 1] [--rate 1000] [--seconds 60]
     .venv/bin/python bench/analytics_e2e.py --events 20000 --seconds 15        # a quick run while developing
+    .venv/bin/python bench/analytics_e2e.py --parallelism 2 --seconds 0       # throughput only
 
 Needs the platform (`suuupra platform up`). Everything is its own and removed at the end: topics (bench-<id>.*),
 their registry subjects, a ClickHouse database (bench_<id>, migrated), a consumer group (bench-<id>-analytics) and
@@ -291,7 +292,7 @@ def report_throughput(backlog: Backlog, samples: list[Sample]) -> dict[str, str]
     done = first_at(samples, lambda s: s.rows >= expected)
     caught_up = first_at(samples, lambda s: s.lag == 0 and s.rows >= expected)
     lags = [s.lag for s in samples]
-    increases = sum(1 for a, b in itertools.pairwise(lags) if b > a)
+    increases = [(a, b) for a, b in itertools.pairwise(samples) if b.lag > a.lag]
     result = {
         "backlog produced": f"{backlog.produced:,} events in {backlog.seconds:.1f} s "
         f"({backlog.produced / backlog.seconds:,.0f}/s); {expected:,} on the job's topics",
@@ -303,13 +304,18 @@ def report_throughput(backlog: Backlog, samples: list[Sample]) -> dict[str, str]
     else:
         result["steady events/s (20%->80% rows)"] = "n/a (too few samples: use more --events)"
     if first and done:
-        result["drain events/s (first row -> all)"] = f"{expected / max(done.t - first.t, 1e-9):,.0f}"
+        result["drain events/s (first row -> all)"] = f"{(expected - first.rows) / max(done.t - first.t, 1e-9):,.0f}"
         result["all rows visible at"] = f"{done.t:.1f} s after job start ({expected / done.t:,.0f} events/s overall)"
     else:
         result["rows visible"] = f"{samples[-1].rows:,} of {expected:,} (NOT drained)"
     result["lag"] = (
         f"{lags[0]:,} -> {lags[-1]:,}; "
-        + ("only ever shrank" if increases == 0 else f"grew {increases} time(s) between samples")
+        + (
+            "only ever shrank"
+            if not increases
+            else f"grew {len(increases)} time(s): "
+            + ", ".join(f"{a.lag:,} -> {b.lag:,} at {b.t:.1f} s" for a, b in increases[:3])
+        )
         + (f"; 0 at {caught_up.t:.1f} s" if caught_up else "")
     )
     return result
@@ -463,7 +469,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000, help="backlog size for the throughput part")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s for the latency part")
-    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds of the latency part")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds of the latency part (0: skip it)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at --rate before markers are sent")
     parser.add_argument("--users", type=int, default=5000, help="simulated users (the event-time density)")
     parser.add_argument("--checkpoint-interval", type=float, default=2.0, help="seconds; offsets commit on each")
@@ -487,7 +493,7 @@ def main() -> None:
             samples = drain(box, job, started, backlog.for_job, args.sample_s, args.timeout)
             throughput = report_throughput(backlog, samples)
             print_table(f"(a) throughput, parallelism {args.parallelism}", throughput)
-            if samples[-1].rows < backlog.for_job:
+            if samples[-1].rows < backlog.for_job or args.seconds <= 0:
                 return
 
             print(f"\n(b) producing at {args.rate:,.0f} events/s: {args.warmup:.0f} s warm-up, {args.seconds:.0f} s "

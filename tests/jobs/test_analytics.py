@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 from suuupra.clickhouse.migrate import server_backend
+from suuupra.clickhouse.panels import load_panels
+from suuupra.dashboard.server import create_app
 from suuupra.events import EventPublisher
 from suuupra.platform.base import wait_until
 from suuupra.settings import Settings
 from suuupra.simulate.journeys import SimulationProfile, generate
+from tests.browser import chromium, read_dom, serving
 from tests.jobs.analytics_support import (
     SUUUPRA,
     _assert_matches_oracle,
@@ -23,12 +27,20 @@ from tests.jobs.analytics_support import (
 )
 
 
-def test_bounded_run_gives_exactly_the_independently_computed_aggregates(job_settings: Settings) -> None:
+def test_bounded_run_gives_exactly_the_independently_computed_aggregates(
+    job_settings: Settings, tmp_path: Path
+) -> None:
     malformed = _publish(job_settings, 3000, seed=21)
     result = subprocess.run([SUUUPRA, "jobs", "run", "analytics", "--bounded"], env=_environment(job_settings),
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     _assert_matches_oracle(job_settings, malformed)
+
+    # What a person sees after the simulation: every dashboard chart draws the job's data.
+    with serving(create_app(job_settings)) as url:
+        dom = read_dom(chromium(url, tmp_path / "chromium", "--dump-dom"))
+    points = {name: int(dom.charts.get(name, {}).get("data-points", "0")) for name in load_panels()}
+    assert all(count > 0 for count in points.values()), points
 
 
 def _start_job(settings: Settings, *extra: str, batch_delay_s: float = 0.5) -> subprocess.Popen[bytes]:

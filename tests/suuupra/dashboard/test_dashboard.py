@@ -9,15 +9,10 @@ import math
 import random
 import shutil
 import socket
-import subprocess
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +23,10 @@ from fastapi import FastAPI, Request, Response
 from connectors.clickhouse.backend import ClickHouseBackend
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.clickhouse.panels import load_panels, run_panel
-from suuupra.dashboard.server import DashboardError, bind, create_app, make_server, to_json_value, url_of
+from suuupra.dashboard.server import DashboardError, bind, create_app, to_json_value
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings
+from tests.browser import chromium, read_dom, serving
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -178,26 +174,6 @@ def loaded(settings: Settings, platform: Platform) -> Iterator[tuple[ClickHouseB
         backend.close()
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn in a thread on a free port; yields its URL, stops it (should_exit) after."""
-    sock = bind("127.0.0.1", 0)
-    server = make_server(app)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive(), "the dashboard server thread died while starting"
-            assert time.monotonic() < deadline, "the dashboard server did not start within 15 s"
-            time.sleep(0.05)
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
 def count_requests(app: FastAPI) -> Counter[str]:
     hits: Counter[str] = Counter()
 
@@ -227,75 +203,6 @@ def unreachable_settings(settings: Settings) -> Settings:
 
 
 # --- headless Chromium ---------------------------------------------------------------------------------------------
-def chromium(url: str, profile: Path, *extra: str) -> str:
-    """Runs headless Chromium on the page; returns what it prints (the DOM after the scripts, with --dump-dom)."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("chromium is not installed: run scripts/bootstrap.sh as root (or apt-get install -y chromium)")
-    command = [
-        executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=10000", *extra, url,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    assert result.returncode == 0, f"chromium failed ({result.returncode}): {result.stderr[-3000:]}"
-    return result.stdout
-
-
-class DomReader(HTMLParser):
-    """From a dumped DOM: the chart elements (attributes and text by panel), the table cells' text and the error
-    banner."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.charts: dict[str, dict[str, str]] = {}
-        self.chart_text: dict[str, str] = {}
-        self.cells: list[str] = []
-        self.banner_hidden = False
-        self.banner_text = ""
-        self._chart: str | None = None
-        self._depth = 0  # open elements inside the current chart; none of them is a void element
-        self._in: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {key: value or "" for key, value in attrs}
-        if self._chart is not None:
-            self._depth += 1
-        elif "data-panel" in attributes:
-            self._chart = attributes["data-panel"]
-            self._depth = 1
-            self.charts[self._chart] = attributes
-            self.chart_text[self._chart] = ""
-        if attributes.get("id") == "error":
-            self.banner_hidden = "hidden" in attributes
-            self._in = "error"
-        elif tag == "td":
-            self._in = "td"
-            self.cells.append("")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._chart is not None:
-            self._depth -= 1
-            if self._depth == 0:
-                self._chart = None
-        if tag in ("td", "div"):
-            self._in = None
-
-    def handle_data(self, data: str) -> None:
-        if self._chart is not None:
-            self.chart_text[self._chart] += data
-        if self._in == "td":
-            self.cells[-1] += data
-        elif self._in == "error":
-            self.banner_text += data
-
-
-def read_dom(html: str) -> DomReader:
-    reader = DomReader()
-    reader.feed(html)
-    return reader
-
-
 # --- tests ---------------------------------------------------------------------------------------------------------
 def test_page_charts_every_panel(
     dashboard: tuple[str, Counter[str]], loaded: tuple[ClickHouseBackend, Settings, Rows], tmp_path: Path
