@@ -90,6 +90,12 @@ class FlinkCluster:
         overview = httpx.get(f"{self.rest_url}/jobs/overview", timeout=5).json()
         return [{"name": job["name"], "state": job["state"]} for job in overview.get("jobs", [])]
 
+    def cancel_all(self) -> None:
+        overview = httpx.get(f"{self.rest_url}/jobs/overview", timeout=5).json()
+        for job in overview.get("jobs", []):
+            if job["state"] == "RUNNING":
+                httpx.patch(f"{self.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
+
     def start(self, timeout_s: float = 90) -> None:
         if self.is_up():
             return
@@ -120,7 +126,45 @@ class FlinkCluster:
                            capture_output=True, check=False)  # fmt: skip
 
 
-def submit(settings: Settings, job_file: Path, jobmanager: str, args: list[str], detached: bool = False) -> str:
+def running_job_id(jobmanager: str, name: str) -> str:
+    overview = httpx.get(f"http://{jobmanager}/jobs/overview", timeout=5).json()
+    running = [job["jid"] for job in overview.get("jobs", []) if job["name"] == name and job["state"] == "RUNNING"]
+    if len(running) != 1:
+        raise PlatformError(f"expected one running job named '{name}' on {jobmanager}, found {len(running)}")
+    return str(running[0])
+
+
+def stop_with_savepoint(jobmanager: str, name: str, directory: Path, timeout_s: float = 120) -> Path:
+    """Stops the running job after a savepoint into `directory`; returns the savepoint's folder."""
+    job_id = running_job_id(jobmanager, name)
+    base = f"http://{jobmanager}/jobs/{job_id}"
+    trigger = httpx.post(f"{base}/stop", json={"targetDirectory": directory.resolve().as_uri(), "drain": False},
+                         timeout=10).json()["request-id"]  # fmt: skip
+    location: list[str] = []
+
+    def completed() -> bool:
+        status = httpx.get(f"{base}/savepoints/{trigger}", timeout=5).json()
+        if status["status"]["id"] != "COMPLETED":
+            return False
+        operation = status.get("operation", {})
+        if "failure-cause" in operation:
+            raise PlatformError(f"savepoint of {name} failed: {operation['failure-cause'].get('class')}")
+        location.append(operation["location"])
+        return True
+
+    if not wait_until(completed, timeout_s, interval=0.5):
+        raise PlatformError(f"the savepoint of {name} did not complete within {timeout_s:.0f} s")
+    return Path(location[0].removeprefix("file:"))
+
+
+def submit(
+    settings: Settings,
+    job_file: Path,
+    jobmanager: str,
+    args: list[str],
+    detached: bool = False,
+    restore: Path | None = None,
+) -> str:
     """Runs `flink run -py` against a session cluster; returns the client's output."""
     cluster = FlinkCluster(settings)
     python = cluster.environment()["PYFLINK_CLIENT_EXECUTABLE"]
@@ -129,6 +173,7 @@ def submit(settings: Settings, job_file: Path, jobmanager: str, args: list[str],
         cluster.write_config()
     command = [
         "bash", str(cluster.flink_home / "bin" / "flink"), "run", "-m", jobmanager,
+        *(["-s", str(restore)] if restore else []),
         "-pyclientexec", python, "-pyexec", python, "-py", str(job_file), *(["-d"] if detached else []), *args,
     ]  # fmt: skip
     environment = cluster.environment()

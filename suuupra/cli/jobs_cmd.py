@@ -10,7 +10,7 @@ import typer
 
 from jobs.registry import JOBS, UnknownJobError, job_file, job_module
 from suuupra.cli.context import console, fail, state
-from suuupra.flink_cluster import FlinkCluster, submit
+from suuupra.flink_cluster import FlinkCluster, stop_with_savepoint, submit
 from suuupra.platform.base import PlatformError
 
 app = typer.Typer(help="Run the PyFlink jobs: local mini-cluster, session cluster, restore.", no_args_is_help=True)
@@ -70,15 +70,31 @@ def submit_command(
     jobmanager: Annotated[str, typer.Option(help="REST address of the session cluster, HOST:PORT.")],
     bounded: Bounded = False,
     detached: Annotated[bool, typer.Option("--detached", help="Return once the job is submitted.")] = False,
+    restore: Annotated[Path | None, typer.Option(help="Start from this savepoint or checkpoint folder.")] = None,
 ) -> None:
     """Submit a job to a Flink session cluster with `flink run -py` (connector jars and Python included)."""
     _export_settings(ctx)
     settings = state(ctx).settings
     try:
-        output = submit(settings, job_file(name), jobmanager, ["--bounded"] if bounded else [], detached)
+        output = submit(settings, job_file(name), jobmanager, ["--bounded"] if bounded else [], detached, restore)
     except (UnknownJobError, PlatformError) as error:
         raise fail(str(error)) from error
     console.print(output.strip())
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Job name, see `suuupra jobs list`.")],
+    jobmanager: Annotated[str, typer.Option(help="REST address of the session cluster, HOST:PORT.")],
+    savepoint_dir: Annotated[Path, typer.Option(help="Where the savepoint goes.")],
+) -> None:
+    """Stop a job running on a session cluster with a savepoint; `jobs submit --restore` continues from it."""
+    try:
+        location = stop_with_savepoint(jobmanager, name, savepoint_dir)
+    except PlatformError as error:
+        raise fail(str(error)) from error
+    console.print(f"{name} stopped; savepoint: {location}")
 
 
 @cluster_app.command()

@@ -94,3 +94,20 @@ def _differences(settings: Settings) -> dict[str, str]:
 def _assert_matches_oracle(settings: Settings, malformed: int) -> None:
     assert _differences(settings) == {}
     assert len(_dead_letter_offsets(settings)) == malformed
+
+
+def raw_rows(settings: Settings) -> int:
+    backend = server_backend(settings)
+    try:
+        return int(backend.query(f"SELECT count() FROM {settings.clickhouse.database}.raw_events FINAL").rows[0][0])
+    finally:
+        backend.close()
+
+
+def close_all_windows(settings: Settings, after_ms: int) -> None:
+    """An unbounded job closes a window only when the watermark passes it: one event far ahead of the rest (of a
+    type no aggregate reads) moves it past every window once the other partitions have gone idle."""
+    event = next(e for e in generate(SimulationProfile(seed=99), 2000) if e.event_type == "payment.fraud_decided")
+    publisher = EventPublisher(settings)
+    publisher.publish({**event.value, "event_time": after_ms + 4 * 3_600_000})
+    publisher.flush()

@@ -8,13 +8,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-from suuupra.clickhouse.migrate import server_backend
+import pytest
+
 from suuupra.clickhouse.panels import load_panels
 from suuupra.dashboard.server import create_app
-from suuupra.events import EventPublisher
 from suuupra.platform.base import wait_until
 from suuupra.settings import Settings
-from suuupra.simulate.journeys import SimulationProfile, generate
 from tests.browser import chromium, read_dom, serving
 from tests.jobs.analytics_support import (
     SUUUPRA,
@@ -24,6 +23,8 @@ from tests.jobs.analytics_support import (
     _environment,
     _kafka_events,
     _publish,
+    close_all_windows,
+    raw_rows,
 )
 
 
@@ -55,40 +56,27 @@ def _kill(job: subprocess.Popen[bytes]) -> None:
     job.wait(30)
 
 
-def _raw_rows(settings: Settings) -> int:
-    backend = server_backend(settings)
-    try:
-        return int(backend.query(f"SELECT count() FROM {settings.clickhouse.database}.raw_events FINAL").rows[0][0])
-    finally:
-        backend.close()
-
-
-def _close_all_windows(settings: Settings, after_ms: int) -> None:
-    """An unbounded job closes a window only when the watermark passes it: one event far ahead of the rest (of a
-    type no aggregate reads) moves it past every window once the other partitions have gone idle."""
-    event = next(e for e in generate(SimulationProfile(seed=99), 2000) if e.event_type == "payment.fraud_decided")
-    publisher = EventPublisher(settings)
-    publisher.publish({**event.value, "event_time": after_ms + 4 * 3_600_000})
-    publisher.flush()
-
-
-def test_kill_and_restore_from_checkpoint_gives_the_same_aggregates(job_settings: Settings) -> None:
+@pytest.mark.parametrize("state_backend", ["hashmap", "rocksdb"])
+def test_kill_and_restore_from_checkpoint_gives_the_same_aggregates(job_settings: Settings, state_backend: str) -> None:
+    job_settings = job_settings.model_copy(
+        update={"flink": job_settings.flink.model_copy(update={"state_backend": state_backend})}
+    )
     malformed = _publish(job_settings, 3000, seed=22)
     # Batches wait in checkpointed state for seconds, so the kill always leaves accepted but unwritten rows behind.
     job = _start_job(job_settings, batch_delay_s=3)
     try:
         assert wait_until(
-            lambda: any(job_settings.checkpoint_dir.glob("*/chk-*/_metadata")) and _raw_rows(job_settings) > 0,
+            lambda: any(job_settings.checkpoint_dir.glob("*/chk-*/_metadata")) and raw_rows(job_settings) > 0,
             240, interval=0.5,
         )  # fmt: skip
     finally:
         _kill(job)
-    assert 0 < _raw_rows(job_settings) < 3000, "the kill must interrupt the job mid-stream"
+    assert 0 < raw_rows(job_settings) < 3000, "the kill must interrupt the job mid-stream"
 
     restored = _start_job(job_settings, "--restore", "latest")
     try:
         last_event_ms = max(e.time for e in _kafka_events(job_settings))
-        _close_all_windows(job_settings, last_event_ms)
+        close_all_windows(job_settings, last_event_ms)
         assert wait_until(lambda: _differences(job_settings) == {}, 300, interval=3), _differences(job_settings)
     finally:
         _kill(restored)
