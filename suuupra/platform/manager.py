@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
@@ -93,8 +95,20 @@ class Platform:
             raise PlatformError(f"maven fetch failed: {(result.stdout + result.stderr).strip()[-1500:]}")
 
     # --- up / down / status ----------------------------------------------------------------------
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Two `up`/`down` at once (a test session and the CLI) would both start a server and orphan one."""
+        self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.settings.paths.run_dir / "platform.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def up(self) -> list[ComponentStatus]:
         self.install()
+        with self._exclusive():
+            return self._up()
+
+    def _up(self) -> list[ComponentStatus]:
         self.settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
         started: list[Component] = []
         # Everything but the registry starts at once; the registry needs PostgreSQL ready first.
@@ -139,6 +153,10 @@ class Platform:
             self.report(f"{component.name}: healthy after {time.monotonic() - began:.1f} s")
 
     def down(self) -> list[str]:
+        with self._exclusive():
+            return self._down()
+
+    def _down(self) -> list[str]:
         stopped = []
         # Reverse order: the registry goes before the database it writes to.
         for component in reversed(self.components):
