@@ -175,6 +175,17 @@ class FlinkSettings(BaseModel):
     python_bundle_size: int = 5000
 
 
+class ServicesSettings(BaseModel):
+    """The transactional services (identity, content, commerce): where they listen and how they sign sessions."""
+
+    host: str = LOOPBACK
+    port: int = 8090
+    # Local default only: production sets SUUUPRA_SERVICES__JWT_SECRET from a vault.
+    jwt_secret: SecretStr = SecretStr("local-development-only-secret-change-me")
+    session_ttl_s: int = 3600
+    producer: str = "suuupra-services"
+
+
 class PathSettings(BaseModel):
     data_dir: Path = PROJECT_ROOT / ".platform"
     topics_file: Path = PROJECT_ROOT / "infra" / "topics.yaml"
@@ -223,6 +234,7 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    services: ServicesSettings = Field(default_factory=ServicesSettings)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from suuupra.cli import clickhouse_cmd, dashboard_cmd, jobs_cmd, platform_cmd, schemas_cmd, simulate_cmd, topics_cmd
+from suuupra.cli import (
+    clickhouse_cmd,
+    dashboard_cmd,
+    jobs_cmd,
+    platform_cmd,
+    schemas_cmd,
+    services_cmd,
+    simulate_cmd,
+    topics_cmd,
+)
 from suuupra.cli.context import state
 
 app = typer.Typer(
@@ -25,6 +34,7 @@ app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(clickhouse_cmd.app, name="clickhouse")
 app.command("query")(clickhouse_cmd.query)
 app.command("dashboard")(dashboard_cmd.dashboard)
+app.add_typer(services_cmd.app, name="services")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 
 

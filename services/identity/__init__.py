@@ -1,0 +1,1 @@
+"""Identity: registration, login, sessions and the user profile; `user.*` events through the outbox."""

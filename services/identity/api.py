@@ -1,0 +1,258 @@
+"""Identity HTTP API: `POST /auth/register`, `POST /auth/login`, `GET|PATCH|DELETE /users/me`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+import jwt
+import psycopg
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+
+from services.outbox.store import enqueue
+from suuupra.settings import Settings
+
+router = APIRouter(tags=["identity"])
+hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+MIN_PASSWORD_LENGTH = 12
+SESSION_PREFIX = "session:"
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: SecretStr = Field(
+        description=f"At least {MIN_PASSWORD_LENGTH} characters with upper and lower case and a digit."
+    )
+    display_name: str = Field(min_length=1, max_length=80)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. IN.")
+    preferred_language: str = Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="e.g. en or hi-IN.")
+    signup_platform: Literal["WEB", "ANDROID", "IOS", "OTHER"] = "WEB"
+    marketing_opt_in: bool = False
+    referral_code: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: SecretStr
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = None
+    display_name: str | None = Field(default=None, min_length=1, max_length=80)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    preferred_language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    marketing_opt_in: bool | None = None
+
+
+class Session(BaseModel):
+    user_id: str
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class Profile(BaseModel):
+    user_id: str
+    email: str
+    display_name: str
+    country: str
+    preferred_language: str
+    marketing_opt_in: bool
+
+
+def password_problems(password: str, email: str) -> list[str]:
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"must have at least {MIN_PASSWORD_LENGTH} characters (has {len(password)})")
+    if not any(c.islower() for c in password):
+        problems.append("must contain a lower-case letter")
+    if not any(c.isupper() for c in password):
+        problems.append("must contain an upper-case letter")
+    if not any(c.isdigit() for c in password):
+        problems.append("must contain a digit")
+    local_part = email.split("@", 1)[0].lower()
+    if len(local_part) >= 3 and local_part in password.lower():
+        problems.append("must not contain the email address")
+    return problems
+
+
+def _invalid(field: str, message: str) -> HTTPException:
+    # The same shape as FastAPI's own validation errors, so clients handle one format.
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body", field], "msg": message}])
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def redis_of(request: Request) -> redis.Redis:
+    client: redis.Redis = request.app.state.redis
+    return client
+
+
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+RedisDep = Annotated[redis.Redis, Depends(redis_of)]
+
+
+def _event(settings: Settings, event_type: str, user_id: str, correlation_id: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "event_time": int(time.time() * 1000),
+        "producer": settings.services.producer,
+        "correlation_id": correlation_id,
+        "user_id": user_id,
+        **payload,
+    }
+
+
+def correlation(x_correlation_id: Annotated[str | None, Header()] = None) -> str:
+    """The caller's correlation id when it is a UUID, so a journey can be traced across services."""
+    try:
+        return str(uuid.UUID(x_correlation_id)) if x_correlation_id else str(uuid.uuid4())
+    except ValueError:
+        raise _invalid("X-Correlation-ID", "must be a UUID") from None
+
+
+def _open_session(settings: Settings, sessions: redis.Redis, user_id: str) -> Session:
+    session_id = uuid.uuid4().hex
+    ttl = settings.services.session_ttl_s
+    sessions.set(f"{SESSION_PREFIX}{session_id}", user_id, ex=ttl)
+    sessions.sadd(f"user-sessions:{user_id}", session_id)
+    now = int(time.time())
+    claims = {"sub": user_id, "sid": session_id, "iat": now, "exp": now + ttl}
+    token = jwt.encode(claims, settings.services.jwt_secret.get_secret_value(), algorithm="HS256")
+    return Session(user_id=user_id, access_token=token, expires_in=ttl)
+
+
+def current_user(
+    settings: SettingsDep, sessions: RedisDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The user of a valid token whose session is still open in Redis (checked before the database)."""
+    unauthorized = status.HTTP_401_UNAUTHORIZED
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(unauthorized, "missing 'Authorization: Bearer <token>' header")
+    try:
+        claims = jwt.decode(authorization[7:], settings.services.jwt_secret.get_secret_value(), algorithms=["HS256"])
+    except jwt.ExpiredSignatureError:
+        raise HTTPException(unauthorized, "token expired: log in again") from None
+    except jwt.InvalidTokenError:
+        raise HTTPException(unauthorized, "invalid token") from None
+    if sessions.get(f"{SESSION_PREFIX}{claims.get('sid')}") != claims.get("sub", "").encode():
+        raise HTTPException(unauthorized, "session ended: log in again")
+    return str(claims["sub"])
+
+
+UserDep = Annotated[str, Depends(current_user)]
+CorrelationDep = Annotated[str, Depends(correlation)]
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=Session)
+def register(
+    body: RegisterRequest, settings: SettingsDep, sessions: RedisDep, correlation_id: CorrelationDep
+) -> Session:
+    """Create an account: stored and announced (`user.registered`) in one transaction; returns a session token."""
+    password = body.password.get_secret_value()
+    if problems := password_problems(password, str(body.email)):
+        raise _invalid("password", "password " + "; ".join(problems))
+    user_id = str(uuid.uuid4())
+    with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
+        try:
+            connection.execute(
+                "INSERT INTO users (user_id, email, display_name, country, preferred_language, marketing_opt_in, "
+                "password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (user_id, str(body.email), body.display_name, body.country, body.preferred_language,
+                 body.marketing_opt_in, hasher.hash(password)),
+            )  # fmt: skip
+        except psycopg.errors.UniqueViolation:
+            raise HTTPException(status.HTTP_409_CONFLICT, "an account with this email address already exists") from None
+        enqueue(connection, _event(
+            settings, "user.registered", user_id, correlation_id, email=str(body.email),
+            display_name=body.display_name, country=body.country, preferred_language=body.preferred_language,
+            signup_platform=body.signup_platform, referral_code=body.referral_code,
+            marketing_opt_in=body.marketing_opt_in,
+        ))  # fmt: skip
+    return _open_session(settings, sessions, user_id)
+
+
+@router.post("/auth/login", response_model=Session)
+def login(body: LoginRequest, settings: SettingsDep, sessions: RedisDep) -> Session:
+    with psycopg.connect(settings.postgres.dsn()) as connection:
+        row = connection.execute(
+            "SELECT user_id, password_hash FROM users WHERE lower(email) = lower(%s) AND deleted_at IS NULL",
+            (str(body.email),),
+        ).fetchone()
+    try:
+        if row is None:
+            raise VerifyMismatchError
+        hasher.verify(row[1], body.password.get_secret_value())
+    except (VerifyMismatchError, InvalidHashError):
+        # One answer for an unknown address and a wrong password: no account enumeration.
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "email or password is wrong") from None
+    return _open_session(settings, sessions, str(row[0]))
+
+
+def _profile(connection: psycopg.Connection[Any], user_id: str) -> Profile:
+    row = connection.execute(
+        "SELECT user_id, email, display_name, country, preferred_language, marketing_opt_in FROM users "
+        "WHERE user_id = %s AND deleted_at IS NULL",
+        (user_id,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
+    return Profile(user_id=str(row[0]), email=row[1], display_name=row[2], country=row[3].strip(),
+                   preferred_language=row[4], marketing_opt_in=row[5])  # fmt: skip
+
+
+@router.get("/users/me", response_model=Profile)
+def read_profile(user_id: UserDep, settings: SettingsDep) -> Profile:
+    with psycopg.connect(settings.postgres.dsn()) as connection:
+        return _profile(connection, user_id)
+
+
+@router.patch("/users/me", response_model=Profile)
+def update_profile(
+    body: ProfileUpdate, user_id: UserDep, settings: SettingsDep, correlation_id: CorrelationDep
+) -> Profile:
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise _invalid("body", "nothing to change: give at least one field")
+    if "email" in changes:
+        changes["email"] = str(changes["email"])
+    with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
+        assignments = ", ".join(f"{column} = %s" for column in changes)
+        try:
+            updated = connection.execute(
+                f"UPDATE users SET {assignments}, updated_at = now() WHERE user_id = %s AND deleted_at IS NULL",
+                (*changes.values(), user_id),
+            ).rowcount
+        except psycopg.errors.UniqueViolation:
+            raise HTTPException(status.HTTP_409_CONFLICT, "an account with this email address already exists") from None
+        if updated != 1:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
+        enqueue(connection, _event(settings, "user.updated", user_id, correlation_id, changed_fields=sorted(changes),
+                                   **changes))  # fmt: skip
+        return _profile(connection, user_id)
+
+
+@router.delete("/users/me", status_code=status.HTTP_204_NO_CONTENT)
+def delete_account(user_id: UserDep, settings: SettingsDep, sessions: RedisDep, correlation_id: CorrelationDep) -> None:
+    """Soft-deletes the account (the address is freed), announces `user.deleted` and ends every session."""
+    with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
+        connection.execute("UPDATE users SET deleted_at = now() WHERE user_id = %s AND deleted_at IS NULL", (user_id,))
+        enqueue(connection, _event(settings, "user.deleted", user_id, correlation_id, reason="USER_REQUEST",
+                                   erasure_requested=True))  # fmt: skip
+    session_ids: set[bytes] = sessions.smembers(f"user-sessions:{user_id}")  # type: ignore[assignment]
+    sessions.delete(*(f"{SESSION_PREFIX}{sid.decode()}" for sid in session_ids), f"user-sessions:{user_id}")
