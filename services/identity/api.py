@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import jwt
 import psycopg
 import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
 
+from services.common import (
+    SESSION_PREFIX,
+    CorrelationDep,
+    RedisDep,
+    SettingsDep,
+    UserDep,
+    invalid,
+    make_event,
+)
 from services.outbox.store import enqueue
 from suuupra.settings import Settings
 
 router = APIRouter(tags=["identity"])
 hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 12
-SESSION_PREFIX = "session:"
 
 
 class RegisterRequest(BaseModel):
@@ -87,45 +95,6 @@ def password_problems(password: str, email: str) -> list[str]:
     return problems
 
 
-def _invalid(field: str, message: str) -> HTTPException:
-    # The same shape as FastAPI's own validation errors, so clients handle one format.
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body", field], "msg": message}])
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def redis_of(request: Request) -> redis.Redis:
-    client: redis.Redis = request.app.state.redis
-    return client
-
-
-SettingsDep = Annotated[Settings, Depends(settings_of)]
-RedisDep = Annotated[redis.Redis, Depends(redis_of)]
-
-
-def _event(settings: Settings, event_type: str, user_id: str, correlation_id: str, **payload: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "event_time": int(time.time() * 1000),
-        "producer": settings.services.producer,
-        "correlation_id": correlation_id,
-        "user_id": user_id,
-        **payload,
-    }
-
-
-def correlation(x_correlation_id: Annotated[str | None, Header()] = None) -> str:
-    """The caller's correlation id when it is a UUID, so a journey can be traced across services."""
-    try:
-        return str(uuid.UUID(x_correlation_id)) if x_correlation_id else str(uuid.uuid4())
-    except ValueError:
-        raise _invalid("X-Correlation-ID", "must be a UUID") from None
-
-
 def _open_session(settings: Settings, sessions: redis.Redis, user_id: str) -> Session:
     session_id = uuid.uuid4().hex
     ttl = settings.services.session_ttl_s
@@ -137,28 +106,6 @@ def _open_session(settings: Settings, sessions: redis.Redis, user_id: str) -> Se
     return Session(user_id=user_id, access_token=token, expires_in=ttl)
 
 
-def current_user(
-    settings: SettingsDep, sessions: RedisDep, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The user of a valid token whose session is still open in Redis (checked before the database)."""
-    unauthorized = status.HTTP_401_UNAUTHORIZED
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(unauthorized, "missing 'Authorization: Bearer <token>' header")
-    try:
-        claims = jwt.decode(authorization[7:], settings.services.jwt_secret.get_secret_value(), algorithms=["HS256"])
-    except jwt.ExpiredSignatureError:
-        raise HTTPException(unauthorized, "token expired: log in again") from None
-    except jwt.InvalidTokenError:
-        raise HTTPException(unauthorized, "invalid token") from None
-    if sessions.get(f"{SESSION_PREFIX}{claims.get('sid')}") != claims.get("sub", "").encode():
-        raise HTTPException(unauthorized, "session ended: log in again")
-    return str(claims["sub"])
-
-
-UserDep = Annotated[str, Depends(current_user)]
-CorrelationDep = Annotated[str, Depends(correlation)]
-
-
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=Session)
 def register(
     body: RegisterRequest, settings: SettingsDep, sessions: RedisDep, correlation_id: CorrelationDep
@@ -166,7 +113,7 @@ def register(
     """Create an account: stored and announced (`user.registered`) in one transaction; returns a session token."""
     password = body.password.get_secret_value()
     if problems := password_problems(password, str(body.email)):
-        raise _invalid("password", "password " + "; ".join(problems))
+        raise invalid("password", "password " + "; ".join(problems))
     user_id = str(uuid.uuid4())
     with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
         try:
@@ -178,7 +125,7 @@ def register(
             )  # fmt: skip
         except psycopg.errors.UniqueViolation:
             raise HTTPException(status.HTTP_409_CONFLICT, "an account with this email address already exists") from None
-        enqueue(connection, _event(
+        enqueue(connection, make_event(
             settings, "user.registered", user_id, correlation_id, email=str(body.email),
             display_name=body.display_name, country=body.country, preferred_language=body.preferred_language,
             signup_platform=body.signup_platform, referral_code=body.referral_code,
@@ -228,7 +175,7 @@ def update_profile(
 ) -> Profile:
     changes = body.model_dump(exclude_none=True)
     if not changes:
-        raise _invalid("body", "nothing to change: give at least one field")
+        raise invalid("body", "nothing to change: give at least one field")
     if "email" in changes:
         changes["email"] = str(changes["email"])
     with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
@@ -242,8 +189,8 @@ def update_profile(
             raise HTTPException(status.HTTP_409_CONFLICT, "an account with this email address already exists") from None
         if updated != 1:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
-        enqueue(connection, _event(settings, "user.updated", user_id, correlation_id, changed_fields=sorted(changes),
-                                   **changes))  # fmt: skip
+        event = make_event(settings, "user.updated", user_id, correlation_id, changed_fields=sorted(changes), **changes)
+        enqueue(connection, event)
         return _profile(connection, user_id)
 
 
@@ -252,7 +199,7 @@ def delete_account(user_id: UserDep, settings: SettingsDep, sessions: RedisDep, 
     """Soft-deletes the account (the address is freed), announces `user.deleted` and ends every session."""
     with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
         connection.execute("UPDATE users SET deleted_at = now() WHERE user_id = %s AND deleted_at IS NULL", (user_id,))
-        enqueue(connection, _event(settings, "user.deleted", user_id, correlation_id, reason="USER_REQUEST",
+        enqueue(connection, make_event(settings, "user.deleted", user_id, correlation_id, reason="USER_REQUEST",
                                    erasure_requested=True))  # fmt: skip
     session_ids: set[bytes] = sessions.smembers(f"user-sessions:{user_id}")  # type: ignore[assignment]
     sessions.delete(*(f"{SESSION_PREFIX}{sid.decode()}" for sid in session_ids), f"user-sessions:{user_id}")
