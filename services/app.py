@@ -8,6 +8,7 @@ import psycopg
 import redis
 from fastapi import FastAPI
 
+from services.content.api import router as content_router
 from services.identity.api import router as identity_router
 from services.outbox.store import create_outbox
 from suuupra.settings import Settings
@@ -16,15 +17,21 @@ from suuupra.settings import Settings
 def ensure_schema(settings: Settings) -> None:
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
         create_outbox(connection)
-        connection.execute(resources.files("services.identity").joinpath("schema.sql").read_text())
+        for service in ("identity", "content"):
+            connection.execute(resources.files(f"services.{service}").joinpath("schema.sql").read_text())
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="Suuupra services", version="0.1.0", description="Identity: registration, login, profile.")
+    app = FastAPI(
+        title="Suuupra services",
+        version="0.1.0",
+        description="Identity (registration, login, profile); content (create, revise, publish).",
+    )
     app.state.settings = settings
     app.state.redis = redis.Redis(
         host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
         password=settings.redis.password.get_secret_value() if settings.redis.password else None,
     )  # fmt: skip
     app.include_router(identity_router)
+    app.include_router(content_router)
     return app

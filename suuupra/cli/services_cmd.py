@@ -11,7 +11,7 @@ from services.app import create_app, ensure_schema
 from services.relay_loop import BackgroundRelay
 from suuupra.cli.context import console, fail, state
 
-app = typer.Typer(help="The transactional services (identity so far) and their outbox relay.", no_args_is_help=True)
+app = typer.Typer(help="The transactional services (identity, content) and their outbox relay.", no_args_is_help=True)
 
 
 @app.command()

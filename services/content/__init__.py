@@ -1,0 +1,1 @@
+"""Content: instructors create, revise and publish course content; `content.*` events through the outbox."""

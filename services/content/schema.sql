@@ -1,0 +1,20 @@
+CREATE TABLE IF NOT EXISTS contents (
+    content_id         UUID        PRIMARY KEY,
+    course_id          UUID        NOT NULL,
+    instructor_id      UUID        NOT NULL,
+    title              TEXT        NOT NULL,
+    description        TEXT        NOT NULL,
+    tags               TEXT[]      NOT NULL,
+    category           TEXT        NOT NULL,
+    language           TEXT        NOT NULL,
+    level              TEXT        NOT NULL CHECK (level IN ('BEGINNER', 'INTERMEDIATE', 'ADVANCED', 'ALL_LEVELS')),
+    duration_seconds   INT         NOT NULL CHECK (duration_seconds > 0),
+    lesson_number      INT         NOT NULL CHECK (lesson_number > 0),
+    is_free_preview    BOOLEAN     NOT NULL,
+    price_minor        BIGINT      NOT NULL CHECK (price_minor >= 0),
+    currency           CHAR(3)     NOT NULL,
+    revision           INT         NOT NULL DEFAULT 1,
+    published_revision INT,
+    created_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at         TIMESTAMPTZ NOT NULL DEFAULT now()
+);
