@@ -8,6 +8,7 @@ import psycopg
 import redis
 from fastapi import FastAPI
 
+from services.commerce.api import router as commerce_router
 from services.content.api import router as content_router
 from services.identity.api import router as identity_router
 from services.outbox.store import create_outbox
@@ -17,7 +18,7 @@ from suuupra.settings import Settings
 def ensure_schema(settings: Settings) -> None:
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
         create_outbox(connection)
-        for service in ("identity", "content"):
+        for service in ("identity", "content", "commerce"):
             connection.execute(resources.files(f"services.{service}").joinpath("schema.sql").read_text())
 
 
@@ -25,7 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Suuupra services",
         version="0.1.0",
-        description="Identity (registration, login, profile); content (create, revise, publish).",
+        description="Identity (registration, login, profile); content (create, revise, publish); orders and payments.",
     )
     app.state.settings = settings
     app.state.redis = redis.Redis(
@@ -34,4 +35,5 @@ def create_app(settings: Settings) -> FastAPI:
     )  # fmt: skip
     app.include_router(identity_router)
     app.include_router(content_router)
+    app.include_router(commerce_router)
     return app

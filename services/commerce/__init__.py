@@ -1,0 +1,1 @@
+"""Commerce: orders and payments (UPI or card) with idempotency keys; `order.*` and `payment.*` events."""
