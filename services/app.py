@@ -18,7 +18,7 @@ from suuupra.settings import Settings
 def ensure_schema(settings: Settings) -> None:
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
         create_outbox(connection)
-        for service in ("identity", "content", "commerce"):
+        for service in ("identity", "content", "commerce", "ledger"):
             connection.execute(resources.files(f"services.{service}").joinpath("schema.sql").read_text())
 
 

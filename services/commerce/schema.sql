@@ -38,3 +38,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, idempotency_key)
 );
+
+CREATE TABLE IF NOT EXISTS enrollments (
+    enrollment_id UUID        PRIMARY KEY,
+    user_id       UUID        NOT NULL,
+    course_id     UUID        NOT NULL,
+    order_id      UUID        NOT NULL UNIQUE REFERENCES orders (order_id),
+    enrolled_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Which ledger transaction paid an order, so a compensation can reverse exactly that posting.
+CREATE TABLE IF NOT EXISTS order_postings (
+    order_id       UUID PRIMARY KEY REFERENCES orders (order_id),
+    transaction_id UUID NOT NULL
+);

@@ -1,0 +1,270 @@
+"""The enrolment saga: order created -> payment decided -> ledger posted, order paid -> user enrolled, order fulfilled.
+
+A rejected or failed payment, or no decision in time, cancels the order; a failure after the ledger posting
+reverses it with a compensating posting (never a deletion) and cancels the order. Each step is one database
+transaction with its events in the outbox, and applies only from the state it expects, so a redelivered decision
+event changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from services.ledger.ledger import Line, Posting, open_account, post, reverse
+from services.outbox.store import enqueue
+from suuupra.events import EventPublisher
+from suuupra.settings import Settings
+
+CLEARING = "assets:psp_clearing"
+REVENUE = "revenue:course_sales"
+GST = "liabilities:gst_output_payable"
+# The rule-based stand-in for the fraud job (same event contract): large amounts go to review, huge ones are refused.
+REVIEW_ABOVE_MINOR = 500_000
+REJECT_ABOVE_MINOR = 2_000_000
+
+
+def _envelope(settings: Settings, user_id: str, correlation_id: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_time": int(time.time() * 1000),
+        "producer": settings.services.producer,
+        "correlation_id": correlation_id,
+        "user_id": user_id,
+    }
+
+
+def open_ledger_accounts(connection: psycopg.Connection[Any], currency: str = "INR") -> None:
+    open_account(connection, CLEARING, "DEBIT", currency)
+    open_account(connection, REVENUE, "CREDIT", currency)
+    open_account(connection, GST, "CREDIT", currency)
+
+
+def fraud_decision(payment: dict[str, Any]) -> dict[str, Any]:
+    """The stand-in decision for a `payment.initiated` event, as a `payment.fraud_decided` event."""
+    amount = int(payment["amount_minor"])
+    decision, score, reasons = "APPROVE", 0.05, []
+    if amount > REJECT_ABOVE_MINOR:
+        decision, score, reasons = "REJECT", 0.97, [f"amount {amount} above {REJECT_ABOVE_MINOR}"]
+    elif amount > REVIEW_ABOVE_MINOR:
+        decision, score, reasons = "REVIEW", 0.75, [f"amount {amount} above {REVIEW_ABOVE_MINOR}"]
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "payment.fraud_decided",
+        "event_time": int(time.time() * 1000),
+        "producer": "fraud-rules-standin",
+        "correlation_id": str(payment["correlation_id"]),
+        "user_id": str(payment["user_id"]),
+        "payment_id": str(payment["payment_id"]),
+        "order_id": str(payment["order_id"]),
+        "decision": decision,
+        "score": score,
+        "model_version": "rules-1",
+        "reasons": reasons,
+    }
+
+
+def publish_fraud_decisions(publisher: EventPublisher, initiated: list[dict[str, Any]]) -> None:
+    for payment in initiated:
+        publisher.publish(fraud_decision(payment))
+    publisher.flush()
+
+
+@dataclass(frozen=True)
+class StepResult:
+    applied: bool
+    outcome: str
+
+
+def apply_decision(connection: psycopg.Connection[Any], settings: Settings, decision: dict[str, Any]) -> StepResult:
+    """APPROVE: payment approved, ledger posted, order paid. REJECT: payment rejected, order cancelled. REVIEW waits."""
+    payment_id, order_id = decision["payment_id"], decision["order_id"]
+    with connection.transaction():
+        row = connection.execute(
+            "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, o.course_id, o.subtotal_minor, "
+            "o.tax_minor, o.status FROM payments p JOIN orders o USING (order_id) "
+            "WHERE p.payment_id = %s FOR UPDATE",
+            (payment_id,),
+        ).fetchone()
+        if row is None or row[0] != "INITIATED" or decision["decision"] == "REVIEW":
+            return StepResult(False, "nothing to do")
+        _status, method, amount, currency, user_id, course_id, subtotal, tax, _order_status = row
+        currency, user_id, course_id = currency.strip(), str(user_id), str(course_id)
+        envelope = _envelope(settings, user_id, str(decision["correlation_id"]))
+        common = {
+            "payment_id": str(payment_id),
+            "order_id": str(order_id),
+            "method": method,
+            "amount_minor": amount,
+            "currency": currency,
+            "reviewed": False,
+        }
+        if decision["decision"] == "REJECT":
+            connection.execute("UPDATE payments SET status = 'REJECTED' WHERE payment_id = %s", (payment_id,))
+            connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
+            enqueue(
+                connection,
+                {
+                    **envelope,
+                    "event_type": "payment.rejected",
+                    **common,
+                    "reason": "; ".join(decision["reasons"]) or "rejected by fraud check",
+                },
+            )
+            enqueue(
+                connection,
+                {
+                    **_envelope(settings, user_id, envelope["correlation_id"]),
+                    "event_type": "order.cancelled",
+                    "order_id": str(order_id),
+                    "course_id": course_id,
+                    "payment_id": str(payment_id),
+                    "reason": "PAYMENT_REJECTED",
+                    "reason_detail": None,
+                },
+            )
+            return StepResult(True, "rejected")
+        open_ledger_accounts(connection, currency)
+        lines: tuple[Line, ...] = (
+            Line(CLEARING, "DEBIT", amount, currency),
+            Line(REVENUE, "CREDIT", subtotal, currency),
+        )
+        lines += (Line(GST, "CREDIT", tax, currency),) if tax else ()
+        sale = Posting(str(payment_id), "PAYMENT", f"course sale, order {order_id}", lines)
+        posting_envelope = _envelope(settings, user_id, envelope["correlation_id"])
+        transaction_id = post(connection, sale, event_user_id=user_id, event_envelope=posting_envelope)
+        connection.execute(
+            "INSERT INTO order_postings (order_id, transaction_id) VALUES (%s, %s)", (order_id, transaction_id)
+        )
+        connection.execute("UPDATE payments SET status = 'APPROVED' WHERE payment_id = %s", (payment_id,))
+        connection.execute("UPDATE orders SET status = 'PAID' WHERE order_id = %s", (order_id,))
+        enqueue(
+            connection,
+            {**envelope, "event_type": "payment.approved", **common, "psp_reference": f"psp-{uuid.uuid4().hex[:12]}"},
+        )
+        enqueue(
+            connection,
+            {
+                **_envelope(settings, user_id, envelope["correlation_id"]),
+                "event_type": "order.paid",
+                "order_id": str(order_id),
+                "payment_id": str(payment_id),
+                "course_id": course_id,
+                "total_minor": amount,
+                "currency": currency,
+            },
+        )
+    return StepResult(True, "approved")
+
+
+def enroll(connection: psycopg.Connection[Any], settings: Settings, order_id: str) -> StepResult:
+    """PAID -> FULFILLED with the enrolment; if the learner can no longer be enrolled, the payment is compensated."""
+    with connection.transaction():
+        row = connection.execute(
+            "SELECT o.user_id, o.course_id, o.status, u.deleted_at IS NULL FROM orders o "
+            "LEFT JOIN users u ON u.user_id = o.user_id WHERE o.order_id = %s FOR UPDATE OF o",
+            (order_id,),
+        ).fetchone()
+        if row is None or row[2] != "PAID":
+            return StepResult(False, "nothing to do")
+        user_id, course_id, live = str(row[0]), str(row[1]), bool(row[3])
+        correlation_id = str(uuid.uuid4())
+        if not live:
+            return _compensate(connection, settings, order_id, user_id, course_id, "the learner's account is gone")
+        enrollment_id = str(uuid.uuid4())
+        connection.execute(
+            "INSERT INTO enrollments (enrollment_id, user_id, course_id, order_id) VALUES (%s, %s, %s, %s)",
+            (enrollment_id, user_id, course_id, order_id),
+        )
+        connection.execute("UPDATE orders SET status = 'FULFILLED' WHERE order_id = %s", (order_id,))
+        ids = {"enrollment_id": enrollment_id, "order_id": str(order_id), "course_id": course_id}
+        enqueue(connection, {**_envelope(settings, user_id, correlation_id), "event_type": "user.enrolled", **ids})
+        enqueue(connection, {**_envelope(settings, user_id, correlation_id), "event_type": "order.fulfilled", **ids})
+    return StepResult(True, "enrolled")
+
+
+def _compensate(
+    connection: psycopg.Connection[Any], settings: Settings, order_id: str, user_id: str, course_id: str, why: str
+) -> StepResult:
+    posting = connection.execute(
+        "SELECT transaction_id FROM order_postings WHERE order_id = %s", (order_id,)
+    ).fetchone()
+    correlation_id = str(uuid.uuid4())
+    if posting is not None:
+        reverse(
+            connection,
+            posting[0],
+            "REFUND",
+            f"refund: {why}",
+            event_user_id=user_id,
+            event_envelope=_envelope(settings, user_id, correlation_id),
+        )
+    connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
+    enqueue(
+        connection,
+        {
+            **_envelope(settings, user_id, correlation_id),
+            "event_type": "order.cancelled",
+            "order_id": str(order_id),
+            "course_id": course_id,
+            "payment_id": None,
+            "reason": "OTHER",
+            "reason_detail": why,
+        },
+    )
+    return StepResult(True, "compensated")
+
+
+def expire_payments(connection: psycopg.Connection[Any], settings: Settings, older_than_s: float) -> int:
+    """Payments still waiting for a decision after the timeout fail, and their orders are cancelled."""
+    expired = 0
+    rows = connection.execute(
+        "SELECT payment_id FROM payments WHERE status = 'INITIATED' AND created_at < now() - make_interval(secs => %s)",
+        (older_than_s,),
+    ).fetchall()
+    for (payment_id,) in rows:
+        with connection.transaction():
+            row = connection.execute(
+                "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, p.order_id, o.course_id "
+                "FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
+                (payment_id,),
+            ).fetchone()
+            if row is None or row[0] != "INITIATED":
+                continue
+            _status, method, amount, currency, user_id, order_id, course_id = row
+            user_id, correlation_id = str(user_id), str(uuid.uuid4())
+            connection.execute("UPDATE payments SET status = 'FAILED' WHERE payment_id = %s", (payment_id,))
+            connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
+            enqueue(
+                connection,
+                {
+                    **_envelope(settings, user_id, correlation_id),
+                    "event_type": "payment.failed",
+                    "payment_id": str(payment_id),
+                    "order_id": str(order_id),
+                    "method": method,
+                    "amount_minor": amount,
+                    "currency": currency.strip(),
+                    "failure_code": "TIMEOUT",
+                    "reason": f"no fraud decision within {older_than_s:g} s",
+                    "retryable": True,
+                },
+            )
+            enqueue(
+                connection,
+                {
+                    **_envelope(settings, user_id, correlation_id),
+                    "event_type": "order.cancelled",
+                    "order_id": str(order_id),
+                    "course_id": str(course_id),
+                    "payment_id": str(payment_id),
+                    "reason": "PAYMENT_FAILED",
+                    "reason_detail": "payment timed out",
+                },
+            )
+            expired += 1
+    return expired
