@@ -4,7 +4,6 @@ concurrency, precise refusals, and no card number anywhere but in the request.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,31 +11,16 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from services.app import create_app, ensure_schema
 from services.outbox.relay import OutboxRelay
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
+from tests.services.support import sign_up
 
 CARD = "4111111111111111"  # a Luhn-valid test VISA number
 
 
-@pytest.fixture
-def client(isolated: Settings) -> Iterator[TestClient]:
-    ensure_schema(isolated)
-    with TestClient(create_app(isolated)) as test_client:
-        yield test_client
-
-
-def _signed_up(client: TestClient) -> dict[str, str]:
-    registration = {
-        "email": f"buyer-{uuid.uuid4().hex[:8]}@example.com", "password": "Buy-The-Course-77",
-        "display_name": "Meera", "country": "IN", "preferred_language": "en",
-    }  # fmt: skip
-    return {"Authorization": f"Bearer {client.post('/auth/register', json=registration).json()['access_token']}"}
-
-
 def _published_course(client: TestClient, price_minor: int = 99_900) -> str:
-    instructor = _signed_up(client)
+    instructor = sign_up(client)
     course_id = str(uuid.uuid4())
     draft = {"course_id": course_id, "title": "Kafka in depth", "description": "", "category": "data", "language": "en",
              "duration_seconds": 600, "lesson_number": 1, "price_minor": price_minor, "currency": "INR"}  # fmt: skip
@@ -52,15 +36,15 @@ def _order(client: TestClient, buyer: dict[str, str]) -> dict[str, Any]:
 
 
 def test_order_is_priced_from_the_published_course_with_gst(client: TestClient) -> None:
-    order = _order(client, _signed_up(client))
+    order = _order(client, sign_up(client))
     assert (order["subtotal_minor"], order["tax_minor"], order["total_minor"]) == (99_900, 17_982, 117_882)
-    missing = client.post("/orders", json={"course_id": str(uuid.uuid4())}, headers=_signed_up(client))
+    missing = client.post("/orders", json={"course_id": str(uuid.uuid4())}, headers=sign_up(client))
     assert missing.status_code == 404
     assert "not published" in missing.json()["detail"]
 
 
 def test_concurrent_duplicate_payment_requests_charge_once(client: TestClient, isolated: Settings) -> None:
-    buyer = _signed_up(client)
+    buyer = sign_up(client)
     order = _order(client, buyer)
     body = {"order_id": order["order_id"], "method": "CARD", "device_id": "pixel-7",
             "card": {"number": CARD, "expiry_month": 12, "expiry_year": 2031, "cvv": "123"}}  # fmt: skip
@@ -124,7 +108,7 @@ def test_concurrent_duplicate_payment_requests_charge_once(client: TestClient, i
 def test_invalid_payments_get_422_naming_the_field(
     client: TestClient, payment: dict[str, Any], field: str, message: str
 ) -> None:
-    buyer = _signed_up(client)
+    buyer = sign_up(client)
     order = _order(client, buyer)
     headers = buyer | {"Idempotency-Key": f"pay-{uuid.uuid4().hex}"}
     response = client.post(
@@ -137,7 +121,7 @@ def test_invalid_payments_get_422_naming_the_field(
 
 
 def test_a_upi_payment_without_an_idempotency_key_is_refused(client: TestClient) -> None:
-    buyer = _signed_up(client)
+    buyer = sign_up(client)
     order = _order(client, buyer)
     body = {"order_id": order["order_id"], "method": "UPI", "vpa": "meera@okbank", "device_id": "d"}
     missing = client.post("/payments", json=body, headers=buyer)

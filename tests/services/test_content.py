@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from services.app import create_app, ensure_schema
 from services.outbox.relay import OutboxRelay
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
-
-
-@pytest.fixture
-def client(isolated: Settings) -> Iterator[TestClient]:
-    ensure_schema(isolated)
-    with TestClient(create_app(isolated)) as test_client:
-        yield test_client
-
-
-def _instructor(client: TestClient) -> dict[str, str]:
-    registration = {
-        "email": f"teacher-{uuid.uuid4().hex[:8]}@example.com", "password": "Lessons-Plan-2026",
-        "display_name": "Ravi", "country": "IN", "preferred_language": "en",
-    }  # fmt: skip
-    token = client.post("/auth/register", json=registration).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+from tests.services.support import sign_up
 
 
 def _draft(**overrides: Any) -> dict[str, Any]:
@@ -46,7 +28,7 @@ def _content_events(settings: Settings, content_id: str) -> list[dict[str, Any]]
 
 
 def test_create_revise_publish_emit_their_events(client: TestClient, isolated: Settings) -> None:
-    headers = _instructor(client)
+    headers = sign_up(client)
     created = client.post("/contents", json=_draft(), headers=headers)
     assert created.status_code == 201, created.text
     content = created.json()
@@ -73,7 +55,7 @@ def test_create_revise_publish_emit_their_events(client: TestClient, isolated: S
 
 
 def test_only_the_instructor_changes_content_and_bad_drafts_are_refused(client: TestClient) -> None:
-    owner, other = _instructor(client), _instructor(client)
+    owner, other = sign_up(client), sign_up(client)
     content_id = client.post("/contents", json=_draft(), headers=owner).json()["content_id"]
     assert client.patch(f"/contents/{content_id}", json={"title": "mine now"}, headers=other).status_code == 403
     assert client.post(f"/contents/{content_id}/publish", headers=other).status_code == 403

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from services.app import create_app, ensure_schema
 from services.outbox.relay import OutboxRelay
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
 
 PASSWORD = "Correct-Horse-42-battery"
-
-
-@pytest.fixture
-def client(isolated: Settings) -> Iterator[TestClient]:
-    ensure_schema(isolated)
-    with TestClient(create_app(isolated)) as test_client:
-        yield test_client
 
 
 def _registration(**overrides: Any) -> dict[str, Any]:

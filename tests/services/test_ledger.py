@@ -6,7 +6,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -14,7 +13,6 @@ import pytest
 
 from services.ledger.ledger import LedgerError, Line, Posting, balance, create_ledger, open_account, post, reverse
 from services.outbox.relay import OutboxRelay
-from services.outbox.store import create_outbox
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
 
@@ -23,21 +21,13 @@ CUSTOMER = str(uuid.uuid4())
 
 
 @pytest.fixture
-def ledger_dsn(isolated: Settings) -> Iterator[str]:
-    schema = f"ledger_{uuid.uuid4().hex[:10]}"
-    base = isolated.postgres.dsn()
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    dsn = f"{base} options='-c search_path={schema}'"
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        create_outbox(connection)
+def ledger_dsn(private_dsn: str) -> str:
+    with psycopg.connect(private_dsn, autocommit=True) as connection:
         create_ledger(connection)
         open_account(connection, "assets:psp_clearing", "DEBIT", "INR")
         for wallet in WALLETS:  # a wallet is what we owe the customer: it may not go below zero
             open_account(connection, wallet, "CREDIT", "INR", floor_minor=0)
-    yield dsn
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    return private_dsn
 
 
 def _envelope() -> dict[str, Any]:

@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from services.outbox.relay import OutboxRelay
-from services.outbox.store import create_outbox, enqueue
+from services.outbox.store import enqueue
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
 from suuupra.simulate.journeys import SimulationProfile, generate
-
-
-@pytest.fixture
-def outbox_dsn(isolated: Settings) -> Iterator[str]:
-    schema = f"outbox_{uuid.uuid4().hex[:10]}"
-    base = isolated.postgres.dsn()
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    dsn = f"{base} options='-c search_path={schema}'"
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        create_outbox(connection)
-    yield dsn
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _user_events(count: int) -> list[dict[str, Any]]:
@@ -42,9 +26,9 @@ def _published(settings: Settings) -> list[str]:
         return [str(record.value["event_id"]) for record in consumer.read_to_end()]
 
 
-def test_only_committed_events_are_published_in_commit_order(isolated: Settings, outbox_dsn: str) -> None:
+def test_only_committed_events_are_published_in_commit_order(isolated: Settings, private_dsn: str) -> None:
     committed, rolled_back = _user_events(6)[:4], _user_events(6)[4:]
-    with psycopg.connect(outbox_dsn) as connection:
+    with psycopg.connect(private_dsn) as connection:
         for event in committed:
             with connection.transaction():
                 enqueue(connection, event)
@@ -53,7 +37,7 @@ def test_only_committed_events_are_published_in_commit_order(isolated: Settings,
                 enqueue(connection, event)
             raise RuntimeError("business rule failed")
 
-    relay = OutboxRelay(outbox_dsn, EventPublisher(isolated))
+    relay = OutboxRelay(private_dsn, EventPublisher(isolated))
     assert relay.drain().published == len(committed)
     assert relay.drain().published == 0, "published rows are marked"
     published = _published(isolated)
@@ -64,20 +48,20 @@ def test_only_committed_events_are_published_in_commit_order(isolated: Settings,
 
 
 def test_an_event_committed_by_a_writer_killed_before_publishing_is_published_later(
-    isolated: Settings, outbox_dsn: str
+    isolated: Settings, private_dsn: str
 ) -> None:
     event = _user_events(1)[0]
     writer = (
         "import os, signal, psycopg, json; from services.outbox.store import enqueue\n"
         f"event = json.loads({__import__('json').dumps(__import__('json').dumps(event))})\n"
-        f"with psycopg.connect({outbox_dsn!r}) as c:\n"
+        f"with psycopg.connect({private_dsn!r}) as c:\n"
         "    with c.transaction():\n        enqueue(c, event)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     killed = subprocess.run([sys.executable, "-c", writer], capture_output=True, text=True, check=False)
     assert killed.returncode == -9, killed.stderr
 
-    assert OutboxRelay(outbox_dsn, EventPublisher(isolated)).drain().published == 1
+    assert OutboxRelay(private_dsn, EventPublisher(isolated)).drain().published == 1
     assert _published(isolated) == [event["event_id"]]
 
 
@@ -90,25 +74,25 @@ class _AcknowledgedThenCrash(EventPublisher):
 
 
 def test_a_relay_crash_after_kafka_acknowledged_republishes_with_the_same_ids(
-    isolated: Settings, outbox_dsn: str
+    isolated: Settings, private_dsn: str
 ) -> None:
     events = _user_events(3)
-    with psycopg.connect(outbox_dsn) as connection, connection.transaction():
+    with psycopg.connect(private_dsn) as connection, connection.transaction():
         for event in events:
             enqueue(connection, event)
 
     with pytest.raises(ConnectionError):
-        OutboxRelay(outbox_dsn, _AcknowledgedThenCrash(isolated)).drain()
-    assert OutboxRelay(outbox_dsn, EventPublisher(isolated)).drain().published == len(events)
+        OutboxRelay(private_dsn, _AcknowledgedThenCrash(isolated)).drain()
+    assert OutboxRelay(private_dsn, EventPublisher(isolated)).drain().published == len(events)
 
     published = _published(isolated)
     assert len(published) == 2 * len(events), "at-least-once: the unmarked batch went out again"
     assert set(published) == {e["event_id"] for e in events}, "duplicates carry the same event id"
 
 
-def test_an_event_that_breaks_its_schema_fails_the_business_transaction(isolated: Settings, outbox_dsn: str) -> None:
+def test_an_event_that_breaks_its_schema_fails_the_business_transaction(isolated: Settings, private_dsn: str) -> None:
     broken = {**_user_events(1)[0], "email": None}
-    with psycopg.connect(outbox_dsn) as connection:
+    with psycopg.connect(private_dsn) as connection:
         with pytest.raises(ValueError, match="email"), connection.transaction():
             enqueue(connection, broken)
         assert connection.execute("SELECT count(*) FROM outbox").fetchone() == (0,)

@@ -5,38 +5,21 @@ out or not enrollable: order cancelled, nothing enrolled, the ledger balanced (a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
-from services.app import create_app, ensure_schema
 from services.commerce.saga import CLEARING, apply_decision, enroll, expire_payments, publish_fraud_decisions
 from services.ledger.ledger import balance
 from services.outbox.relay import OutboxRelay
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings
-
-
-@pytest.fixture
-def client(isolated: Settings) -> Iterator[TestClient]:
-    ensure_schema(isolated)
-    with TestClient(create_app(isolated)) as test_client:
-        yield test_client
-
-
-def _signed_up(client: TestClient) -> dict[str, str]:
-    registration = {
-        "email": f"saga-{uuid.uuid4().hex[:8]}@example.com", "password": "Enrol-Me-Now-2026",
-        "display_name": "Kiran", "country": "IN", "preferred_language": "en",
-    }  # fmt: skip
-    return {"Authorization": f"Bearer {client.post('/auth/register', json=registration).json()['access_token']}"}
+from tests.services.support import sign_up
 
 
 def _paid_order(client: TestClient, price_minor: int) -> tuple[dict[str, str], str]:
-    instructor, buyer = _signed_up(client), _signed_up(client)
+    instructor, buyer = sign_up(client), sign_up(client)
     course_id = str(uuid.uuid4())
     draft = {"course_id": course_id, "title": "Saga patterns", "description": "", "category": "architecture",
              "language": "en", "duration_seconds": 600, "lesson_number": 1, "price_minor": price_minor,
