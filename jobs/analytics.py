@@ -26,7 +26,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 
 from connectors.flink.avro_decode import DecodedField, avro_decode_udf
-from connectors.flink.clickhouse_sink import ClickHouseSink, ClickHouseTarget, SinkTable
+from connectors.flink.clickhouse_sink import SINK_KEY, ClickHouseSink, ClickHouseTarget, SinkTable
 from schemas import default_catalog
 from suuupra.settings import Settings, load_settings
 
@@ -242,7 +242,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
         clickhouse.password.get_secret_value(), clickhouse.secure,
     )  # fmt: skip
     sink = ClickHouseSink(target, SINK_TABLES, settings.flink.sink_batch_rows, settings.flink.sink_batch_delay_s)
-    merged.key_by(lambda element: element[0], key_type=Types.STRING()).process(sink).name("clickhouse")
+    merged.key_by(lambda _element: SINK_KEY, key_type=Types.STRING()).process(sink).name("clickhouse")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,9 @@ checkpoint had accepted is lost, and rows written after the checkpoint are writt
 ReplacingMergeTree keyed on what identifies a row, and dashboards read them with FINAL, so a row written twice
 counts once: exactly-once results from an at-least-once sink.
 
-Elements are `(table, values)`, values in the order of the table's `SinkTable.columns`, times in epoch ms.
+Elements are `(table, values)`, values in the order of the table's `SinkTable.columns`, times in epoch ms. Key the
+stream by `SINK_KEY` (one buffer for every table): after a restore, the first new row of any table re-arms the
+flush of everything restored, even of a table that receives no new rows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from connectors.clickhouse.writer import ClickHouseWriter
 
 # An event-time timer this far out fires only on the final watermark of a bounded input: the last flush.
 END_OF_INPUT_MS = 1 << 62
+SINK_KEY = "clickhouse"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class ClickHouseSink(KeyedProcessFunction):  # type: ignore[misc]
         }  # fmt: skip
 
     def process_element(self, value: tuple[str, list[Any]], ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
-        self._buffer.add(value[1])
+        self._buffer.add(value)
         buffered = (self._buffered.value() or 0) + 1
         self._buffered.update(buffered)
         timers = ctx.timer_service()
@@ -90,19 +93,21 @@ class ClickHouseSink(KeyedProcessFunction):  # type: ignore[misc]
             timers.register_processing_time_timer(now + self._batch_delay_ms)
             timers.register_event_time_timer(END_OF_INPUT_MS)
         if buffered >= self._batch_rows:
-            self._flush(value[0])
+            self._flush()
         return []
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Any]:
-        self._flush(ctx.get_current_key())
+        self._flush()
         return []
 
-    def _flush(self, table: str) -> None:
-        rows = list(self._buffer.get() or [])
-        if rows:
+    def _flush(self) -> None:
+        by_table: dict[str, list[list[Any]]] = {}
+        for table, row in self._buffer.get() or []:
+            by_table.setdefault(table, []).append(row)
+        for table, rows in by_table.items():
             writer = self._writers[table]
-            for row in self._typed(table, rows):
-                writer.add(row)
+            for typed in self._typed(table, rows):
+                writer.add(typed)
             writer.flush()
         self._buffer.clear()
         self._buffered.clear()
