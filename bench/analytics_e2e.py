@@ -57,7 +57,7 @@ from schemas import Catalog, default_catalog
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import EventPublisher, make_registry
 from suuupra.schema_tools.registry_sync import register_all
-from suuupra.settings import Settings, TopicNames, load_settings
+from suuupra.settings import Settings, TopicNames, environment_overrides, load_settings
 from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.topics.apply import apply_topics
 from suuupra.topics.spec import load_topic_specs
@@ -142,12 +142,7 @@ def sandbox(checkpoint_interval_s: float, parallelism: int) -> Iterator[Sandbox]
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
-    environment = {**os.environ}
-    environment.update({f"SUUUPRA_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
-    environment["SUUUPRA_CLICKHOUSE__DATABASE"] = settings.clickhouse.database
-    for key, value in settings.flink.model_dump(exclude_none=True).items():
-        environment[f"SUUUPRA_FLINK__{key.upper()}"] = str(value)
-    return environment
+    return {**os.environ, **environment_overrides(settings, "topics", "clickhouse", "flink")}
 
 
 @contextmanager

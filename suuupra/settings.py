@@ -289,6 +289,17 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def environment_overrides(settings: Settings, *sections: str) -> dict[str, str]:
+    """The given sections as `SUUUPRA_*` variables, so a child process (a job, `flink run`) loads the same values."""
+    overrides: dict[str, str] = {}
+    for section in sections:
+        for key, value in getattr(settings, section).model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            overrides[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = str(value)
+    return overrides
+
+
 def load_settings(config_file: Path | None = None, profile: str | None = None) -> Settings:
     """Builds the settings from profile file, optional settings file and environment."""
     config_path = config_file or (Path(p) if (p := os.environ.get(f"{ENV_PREFIX}CONFIG")) else None)

@@ -12,7 +12,7 @@ from connectors.clickhouse.backend import ClickHouseBackend
 from connectors.kafka.dead_letter import read_dead_letters
 from suuupra.clickhouse.migrate import server_backend
 from suuupra.events import EventPublisher, event_consumer
-from suuupra.settings import Settings
+from suuupra.settings import Settings, environment_overrides
 from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.simulate.runner import MALFORMED_KINDS, malformed_record
 from tests.jobs.analytics_oracle import ACTUAL_QUERIES, KafkaEvent, expected_tables
@@ -23,12 +23,7 @@ START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
 def _environment(settings: Settings) -> dict[str, str]:
-    environment = {**os.environ}
-    environment.update({f"SUUUPRA_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
-    environment["SUUUPRA_CLICKHOUSE__DATABASE"] = settings.clickhouse.database
-    for key, value in settings.flink.model_dump(exclude_none=True).items():
-        environment[f"SUUUPRA_FLINK__{key.upper()}"] = str(value)
-    return environment
+    return {**os.environ, **environment_overrides(settings, "topics", "clickhouse", "flink")}
 
 
 def _publish(settings: Settings, count: int, seed: int) -> int:
