@@ -7,6 +7,7 @@ from importlib import resources
 import psycopg
 import redis
 from fastapi import FastAPI
+from psycopg import sql
 
 from services.commerce.api import router as commerce_router
 from services.content.api import router as content_router
@@ -17,6 +18,8 @@ from suuupra.settings import Settings
 
 def ensure_schema(settings: Settings) -> None:
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
+        if schema := settings.postgres.services_schema:
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         create_outbox(connection)
         for service in ("identity", "content", "commerce", "ledger"):
             connection.execute(resources.files(f"services.{service}").joinpath("schema.sql").read_text())

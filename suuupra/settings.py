@@ -122,12 +122,19 @@ class PostgresSettings(BaseModel):
     password: SecretStr = SecretStr("suuupra-local")
     database: str = "suuupra"
     registry_database: str = Field(default="apicurio", description="Where Apicurio Registry keeps its schemas.")
+    # The services' tables live in this schema of `database` (PostgreSQL's default, public, when unset); separate
+    # schemas let several deployments (or tests) share one server without seeing each other's outboxes.
+    services_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
     def dsn(self, database: str | None = None) -> str:
-        return (
+        """A libpq connection string; for the services' database it also selects `services_schema`."""
+        dsn = (
             f"host={self.host} port={self.port} dbname={database or self.database} "
             f"user={self.user} password={self.password.get_secret_value()}"
         )
+        if database is None and self.services_schema:
+            dsn += f" options='-c search_path={self.services_schema}'"
+        return dsn
 
 
 class TopicNames(BaseModel):
@@ -184,6 +191,13 @@ class ServicesSettings(BaseModel):
     jwt_secret: SecretStr = SecretStr("local-development-only-secret-change-me")
     session_ttl_s: int = 3600
     producer: str = "suuupra-services"
+    # The enrolment saga's consumers (run by `suuupra services up`) join groups named from this prefix.
+    consumer_group_prefix: str = "suuupra-services"
+    # Until the fraud job exists, a rule-based stand-in publishes the fraud decisions the saga waits for.
+    fraud_standin: bool = True
+    # A payment with no fraud decision after this long fails (TIMEOUT) and its order is cancelled.
+    payment_timeout_s: float = Field(default=120.0, gt=0)
+    payment_timeout_check_s: float = Field(default=5.0, gt=0)
 
 
 class PathSettings(BaseModel):

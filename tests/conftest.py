@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
+import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
+from psycopg import sql
 
 from schemas import default_catalog
 from suuupra.events import make_registry
@@ -41,9 +43,11 @@ def isolated_topic_names(prefix: str) -> TopicNames:
 
 @pytest.fixture
 def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
-    """Settings whose topics are this test's own (created and with schemas registered), so tests never mix."""
+    """Settings whose topics and services' PostgreSQL schema are this test's own (topics created, schemas
+    registered), so tests never mix: a relay in one test cannot publish another test's outbox."""
     prefix = f"test-{uuid.uuid4().hex[:10]}"
-    own = settings.model_copy(update={"topics": isolated_topic_names(prefix)})
+    postgres = settings.postgres.model_copy(update={"services_schema": prefix.replace("-", "_")})
+    own = settings.model_copy(update={"topics": isolated_topic_names(prefix), "postgres": postgres})
     admin = AdminClient(own.kafka.client_config())
     # Kept forever: tests use fixed past event times, which the declared retention would delete mid-test.
     specs = [replace(spec, retention_ms=-1) for spec in load_topic_specs(own)]
@@ -57,3 +61,5 @@ def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
     for registration in registrations:
         registry.delete_subject(registration.subject)
         registry.delete_subject(registration.subject, permanent=True)
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(postgres.services_schema)))

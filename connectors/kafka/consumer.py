@@ -145,6 +145,17 @@ class AvroConsumer:
                 return record
         return None
 
+    def dead_letter_last(self, reason: str, reason_code: str) -> None:
+        """The record last handed out cannot be processed (not a passing outage: the record itself): keep it in the
+        dead-letter topic with the reason, and count it as done so one record never stalls the consumer."""
+        if self._pending is None:
+            raise RuntimeError("no record handed out to dead-letter")
+        if self._dead_letter is None:
+            raise RuntimeError("this consumer has no dead-letter topic")
+        self._dead_letter.send(self._pending, reason, reason_code)
+        self.dead_lettered += 1
+        self._acknowledge_pending()
+
     def read_to_end(self, idle_timeout: float = 10.0) -> Iterator[ConsumedRecord]:
         """Every record up to the end of each partition, then stops (bounded reads, summaries, tests).
 

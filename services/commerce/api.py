@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.commerce.instruments import card_problem, tokenize, vpa_problem
+from services.commerce.payment_events import record
 from services.common import CorrelationDep, SettingsDep, UserDep, invalid, make_event
 from services.outbox.store import enqueue
 
@@ -182,7 +183,7 @@ def start_payment(
         )  # fmt: skip
         common = {"payment_id": payment_id, "order_id": str(body.order_id)}
         client_ip = request.client.host if request.client else "unknown"
-        enqueue(connection, make_event(
+        record(connection, make_event(
             settings, "payment.initiated", user_id, correlation_id, **common, attempt=attempt, method=body.method,
             amount_minor=amount, currency=currency, device_id=body.device_id, ip_address=client_ip,
             idempotency_key=idempotency_key,
@@ -195,7 +196,7 @@ def start_payment(
             assert body.vpa is not None
             step = make_event(settings, "payment.upi_vpa_validated", user_id, correlation_id, **common,
                               vpa=body.vpa, psp=body.vpa.split("@", 1)[1], valid=True)  # fmt: skip
-        enqueue(connection, step)
+        record(connection, step)
         result = {"payment_id": payment_id, "order_id": str(body.order_id), "attempt": attempt,
                   "status": "INITIATED", "amount_minor": amount, "currency": currency}  # fmt: skip
         connection.execute(

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from services.commerce.payment_events import record
 from services.ledger.ledger import Line, Posting, open_account, post, reverse
 from services.outbox.store import enqueue
 from suuupra.events import EventPublisher
@@ -81,78 +82,75 @@ class StepResult:
 
 
 def apply_decision(connection: psycopg.Connection[Any], settings: Settings, decision: dict[str, Any]) -> StepResult:
-    """APPROVE: payment approved, ledger posted, order paid. REJECT: payment rejected, order cancelled. REVIEW waits."""
-    payment_id, order_id = decision["payment_id"], decision["order_id"]
+    """APPROVE: payment approved, ledger posted, order paid. REJECT: payment rejected, order cancelled. REVIEW waits.
+
+    The decision joins the payment's event stream whatever it says, so the payment's history shows it.
+    """
+    payment_id, order_id = str(decision["payment_id"]), str(decision["order_id"])
     with connection.transaction():
         row = connection.execute(
             "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, o.course_id, o.subtotal_minor, "
-            "o.tax_minor, o.status FROM payments p JOIN orders o USING (order_id) "
-            "WHERE p.payment_id = %s FOR UPDATE",
+            "o.tax_minor FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
             (payment_id,),
         ).fetchone()
-        if row is None or row[0] != "INITIATED" or decision["decision"] == "REVIEW":
+        seen = connection.execute(
+            "SELECT 1 FROM payment_events WHERE event_id = %s", (str(decision["event_id"]),)
+        ).fetchone()
+        if row is None or row[0] != "INITIATED" or seen is not None:
             return StepResult(False, "nothing to do")
-        _status, method, amount, currency, user_id, course_id, subtotal, tax, _order_status = row
+        _status, method, amount, currency, user_id, course_id, subtotal, tax = row
         currency, user_id, course_id = currency.strip(), str(user_id), str(course_id)
+        record(connection, decision, publish=False)
+        if decision["decision"] == "REVIEW":
+            return StepResult(True, "in review")
         envelope = _envelope(settings, user_id, str(decision["correlation_id"]))
         common = {
-            "payment_id": str(payment_id),
-            "order_id": str(order_id),
+            "payment_id": payment_id,
+            "order_id": order_id,
             "method": method,
             "amount_minor": amount,
             "currency": currency,
             "reviewed": False,
         }
         if decision["decision"] == "REJECT":
-            connection.execute("UPDATE payments SET status = 'REJECTED' WHERE payment_id = %s", (payment_id,))
+            reason = "; ".join(decision["reasons"]) or "rejected by fraud check"
+            record(connection, {**envelope, "event_type": "payment.rejected", **common, "reason": reason})
             connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
-            enqueue(
-                connection,
-                {
-                    **envelope,
-                    "event_type": "payment.rejected",
-                    **common,
-                    "reason": "; ".join(decision["reasons"]) or "rejected by fraud check",
-                },
-            )
             enqueue(
                 connection,
                 {
                     **_envelope(settings, user_id, envelope["correlation_id"]),
                     "event_type": "order.cancelled",
-                    "order_id": str(order_id),
+                    "order_id": order_id,
                     "course_id": course_id,
-                    "payment_id": str(payment_id),
+                    "payment_id": payment_id,
                     "reason": "PAYMENT_REJECTED",
                     "reason_detail": None,
                 },
             )
             return StepResult(True, "rejected")
+        psp_reference = f"psp-{uuid.uuid4().hex[:12]}"
+        record(connection, {**envelope, "event_type": "payment.approved", **common, "psp_reference": psp_reference})
         open_ledger_accounts(connection, currency)
         lines: tuple[Line, ...] = (
             Line(CLEARING, "DEBIT", amount, currency),
             Line(REVENUE, "CREDIT", subtotal, currency),
         )
         lines += (Line(GST, "CREDIT", tax, currency),) if tax else ()
-        sale = Posting(str(payment_id), "PAYMENT", f"course sale, order {order_id}", lines)
+        sale = Posting(payment_id, "PAYMENT", f"course sale, order {order_id}", lines)
         posting_envelope = _envelope(settings, user_id, envelope["correlation_id"])
-        transaction_id = post(connection, sale, event_user_id=user_id, event_envelope=posting_envelope)
+        transaction_id = post(connection, sale, event_user_id=user_id, event_envelope=posting_envelope, emit=record)
         connection.execute(
             "INSERT INTO order_postings (order_id, transaction_id) VALUES (%s, %s)", (order_id, transaction_id)
         )
-        connection.execute("UPDATE payments SET status = 'APPROVED' WHERE payment_id = %s", (payment_id,))
         connection.execute("UPDATE orders SET status = 'PAID' WHERE order_id = %s", (order_id,))
-        enqueue(
-            connection,
-            {**envelope, "event_type": "payment.approved", **common, "psp_reference": f"psp-{uuid.uuid4().hex[:12]}"},
-        )
         enqueue(
             connection,
             {
                 **_envelope(settings, user_id, envelope["correlation_id"]),
                 "event_type": "order.paid",
-                "order_id": str(order_id),
-                "payment_id": str(payment_id),
+                "order_id": order_id,
+                "payment_id": payment_id,
                 "course_id": course_id,
                 "total_minor": amount,
                 "currency": currency,
@@ -202,6 +200,7 @@ def _compensate(
             f"refund: {why}",
             event_user_id=user_id,
             event_envelope=_envelope(settings, user_id, correlation_id),
+            emit=record,
         )
     connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
     enqueue(
@@ -237,9 +236,8 @@ def expire_payments(connection: psycopg.Connection[Any], settings: Settings, old
                 continue
             _status, method, amount, currency, user_id, order_id, course_id = row
             user_id, correlation_id = str(user_id), str(uuid.uuid4())
-            connection.execute("UPDATE payments SET status = 'FAILED' WHERE payment_id = %s", (payment_id,))
             connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
-            enqueue(
+            record(
                 connection,
                 {
                     **_envelope(settings, user_id, correlation_id),

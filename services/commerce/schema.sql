@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS payments (
     method       TEXT        NOT NULL CHECK (method IN ('UPI', 'CARD')),
     amount_minor BIGINT      NOT NULL CHECK (amount_minor > 0),
     currency     CHAR(3)     NOT NULL,
-    status       TEXT        NOT NULL CHECK (status IN ('INITIATED', 'APPROVED', 'REJECTED', 'FAILED')),
+    status       TEXT        NOT NULL,
     -- Only the token and the last four digits of a card: never its number, expiry or CVV.
     card_token   TEXT,
     card_last4   CHAR(4),
@@ -52,3 +52,38 @@ CREATE TABLE IF NOT EXISTS order_postings (
     order_id       UUID PRIMARY KEY REFERENCES orders (order_id),
     transaction_id UUID NOT NULL
 );
+
+-- A payment's events in the order they were recorded: the source its state is rebuilt from. `payments.status` is
+-- the projection of this stream, written in the same transaction.
+CREATE TABLE IF NOT EXISTS payment_events (
+    payment_id  UUID        NOT NULL,
+    sequence    INT         NOT NULL CHECK (sequence > 0),
+    event_id    UUID        NOT NULL UNIQUE,
+    event_type  TEXT        NOT NULL,
+    event_time  TIMESTAMPTZ NOT NULL,
+    payload     JSONB       NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (payment_id, sequence)
+);
+
+CREATE OR REPLACE FUNCTION payment_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'payment_events is append-only: % refused', TG_OP USING ERRCODE = 'restrict_violation';
+END $$;
+
+DO $$ BEGIN
+    CREATE TRIGGER payment_events_append_only BEFORE UPDATE OR DELETE ON payment_events
+        FOR EACH ROW EXECUTE FUNCTION payment_events_append_only();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- A refunded payment (its sale reversed by a compensating posting) is a state of its own; older databases get the
+-- wider check once.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'payments'::regclass
+                   AND conname = 'payments_status_check' AND pg_get_constraintdef(oid) LIKE '%REFUNDED%') THEN
+        ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_status_check;
+        ALTER TABLE payments ADD CONSTRAINT payments_status_check
+            CHECK (status IN ('INITIATED', 'APPROVED', 'REJECTED', 'FAILED', 'REFUNDED'));
+    END IF;
+END $$;

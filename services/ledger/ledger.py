@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -20,6 +20,11 @@ from services.outbox.store import enqueue
 
 Direction = Literal["DEBIT", "CREDIT"]
 ReferenceType = Literal["PAYMENT", "ORDER", "CHARGEBACK", "REFUND", "ADJUSTMENT", "OTHER"]
+
+
+# Where a posting's `ledger.entry_posted` event goes inside the posting's transaction: the outbox, or a caller's
+# sink that also keeps it in an event stream of its own (a payment's).
+EventSink = Callable[[psycopg.Connection[Any], Mapping[str, Any]], object]
 
 
 class LedgerError(ValueError):
@@ -71,7 +76,7 @@ def _check(lines: Sequence[Line]) -> None:
 
 def post(
     connection: psycopg.Connection[Any], posting: Posting, *, event_user_id: str, event_envelope: dict[str, Any],
-    reverses_transaction_id: uuid.UUID | None = None,
+    reverses_transaction_id: uuid.UUID | None = None, emit: EventSink = enqueue,
 ) -> uuid.UUID:  # fmt: skip
     """Posts in the connection's open transaction; the database re-checks everything at commit.
 
@@ -98,7 +103,7 @@ def post(
             [(transaction_id, number, line.account, line.direction, line.amount_minor, line.currency)
              for number, line in enumerate(posting.lines, start=1)],
         )  # fmt: skip
-    enqueue(connection, {
+    emit(connection, {
         **event_envelope, "event_type": "ledger.entry_posted", "user_id": event_user_id,
         "transaction_id": str(transaction_id), "reference": posting.reference,
         "reference_type": posting.reference_type, "description": posting.description,
@@ -111,7 +116,7 @@ def post(
 
 def reverse(
     connection: psycopg.Connection[Any], transaction_id: uuid.UUID, reference_type: ReferenceType, description: str,
-    *, event_user_id: str, event_envelope: dict[str, Any],
+    *, event_user_id: str, event_envelope: dict[str, Any], emit: EventSink = enqueue,
 ) -> uuid.UUID:  # fmt: skip
     """A compensating transaction: the original's lines with directions swapped. The original stays as it was."""
     original = connection.execute(
@@ -130,7 +135,7 @@ def reverse(
     )
     posting = Posting(original[0], reference_type, description, swapped)
     return post(connection, posting, event_user_id=event_user_id, event_envelope=event_envelope,
-                reverses_transaction_id=transaction_id)  # fmt: skip
+                reverses_transaction_id=transaction_id, emit=emit)  # fmt: skip
 
 
 def balance(connection: psycopg.Connection[Any], account: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -40,3 +41,18 @@ def state(ctx: typer.Context) -> CliState:
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def parse_moment(text: str) -> datetime:
+    """'now', an ISO-8601 time (UTC unless it says otherwise) or epoch milliseconds, as an aware datetime."""
+    if text == "now":
+        return datetime.now(UTC)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"'{text}' is not 'now', an ISO time like 2026-01-01T00:00:00Z or epoch milliseconds"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

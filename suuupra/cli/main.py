@@ -11,6 +11,7 @@ from suuupra.cli import (
     clickhouse_cmd,
     dashboard_cmd,
     jobs_cmd,
+    payments_cmd,
     platform_cmd,
     schemas_cmd,
     services_cmd,
@@ -35,6 +36,7 @@ app.add_typer(clickhouse_cmd.app, name="clickhouse")
 app.command("query")(clickhouse_cmd.query)
 app.command("dashboard")(dashboard_cmd.dashboard)
 app.add_typer(services_cmd.app, name="services")
+app.add_typer(payments_cmd.app, name="payments")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 
 

@@ -1,4 +1,4 @@
-"""`suuupra services up`: the transactional services with their outbox relay."""
+"""`suuupra services up`: the transactional services with their outbox relay and the enrolment saga's workers."""
 
 from __future__ import annotations
 
@@ -9,27 +9,43 @@ import uvicorn
 
 from services.app import create_app, ensure_schema
 from services.relay_loop import BackgroundRelay
+from services.saga_workers import SagaWorkers
 from suuupra.cli.context import console, fail, state
 
-app = typer.Typer(help="The transactional services (identity, content) and their outbox relay.", no_args_is_help=True)
+app = typer.Typer(
+    help="The transactional services (identity, content, commerce), their outbox relay and the saga's workers.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
 def up(
     ctx: typer.Context,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: setting services.port).")] = None,
+    saga: Annotated[
+        bool, typer.Option(help="Run the enrolment saga's consumers and payment timeouts in this process.")
+    ] = True,
 ) -> None:
-    """Serve the HTTP APIs (OpenAPI at /docs and /openapi.json) and relay committed events to Kafka."""
+    """Serve the HTTP APIs (OpenAPI at /docs and /openapi.json), relay committed events to Kafka, and run the saga."""
     settings = state(ctx).settings
     try:
         ensure_schema(settings)
     except Exception as error:
         raise fail(f"PostgreSQL at {settings.postgres.host}:{settings.postgres.port}: {error}. Platform up?") from error
     relay = BackgroundRelay(settings)
+    workers = SagaWorkers(settings) if saga else None
     relay.start()
+    if workers is not None:
+        workers.start()
     listen = port or settings.services.port
-    console.print(f"services on http://{settings.services.host}:{listen}/docs; outbox relay running")
+    standin = " with the rule-based fraud stand-in" if settings.services.fraud_standin else ""
+    console.print(
+        f"services on http://{settings.services.host}:{listen}/docs; outbox relay running; "
+        + (f"saga workers running{standin}" if workers else "saga workers not started (--no-saga)")
+    )
     try:
         uvicorn.run(create_app(settings), host=settings.services.host, port=listen, log_level="warning")
     finally:
+        if workers is not None:
+            workers.stop()
         relay.stop()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from services.app import create_app, ensure_schema
 from services.outbox.store import create_outbox
@@ -22,15 +22,11 @@ def client(isolated: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def private_dsn(isolated: Settings) -> Iterator[str]:
-    """A DSN whose search path is a fresh schema holding an outbox; dropped afterwards."""
-    schema = f"test_{uuid.uuid4().hex[:10]}"
-    base = isolated.postgres.dsn()
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    dsn = f"{base} options='-c search_path={schema}'"
-    with psycopg.connect(dsn, autocommit=True) as connection:
+def private_dsn(isolated: Settings) -> str:
+    """The DSN of this test's own PostgreSQL schema (see `isolated`), holding just an outbox."""
+    schema = isolated.postgres.services_schema
+    assert schema is not None
+    with psycopg.connect(isolated.postgres.dsn(), autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         create_outbox(connection)
-    yield dsn
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    return isolated.postgres.dsn()

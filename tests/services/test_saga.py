@@ -18,7 +18,8 @@ from suuupra.settings import Settings
 from tests.services.support import sign_up
 
 
-def _paid_order(client: TestClient, price_minor: int) -> tuple[dict[str, str], str]:
+def _ordered(client: TestClient, price_minor: int) -> tuple[dict[str, str], str]:
+    """A buyer's order of a freshly published course; returns the buyer's headers and the order id."""
     instructor, buyer = sign_up(client), sign_up(client)
     course_id = str(uuid.uuid4())
     draft = {"course_id": course_id, "title": "Saga patterns", "description": "", "category": "architecture",
@@ -26,10 +27,18 @@ def _paid_order(client: TestClient, price_minor: int) -> tuple[dict[str, str], s
              "currency": "INR"}  # fmt: skip
     content_id = client.post("/contents", json=draft, headers=instructor).json()["content_id"]
     client.post(f"/contents/{content_id}/publish", headers=instructor)
-    order_id = client.post("/orders", json={"course_id": course_id}, headers=buyer).json()["order_id"]
+    return buyer, client.post("/orders", json={"course_id": course_id}, headers=buyer).json()["order_id"]
+
+
+def _pay(client: TestClient, buyer: dict[str, str], order_id: str) -> None:
     payment = {"order_id": order_id, "method": "UPI", "vpa": "kiran@okaxis", "device_id": "web-1"}
     started = client.post("/payments", json=payment, headers=buyer | {"Idempotency-Key": f"k-{uuid.uuid4().hex}"})
     assert started.status_code == 201, started.text
+
+
+def _paid_order(client: TestClient, price_minor: int) -> tuple[dict[str, str], str]:
+    buyer, order_id = _ordered(client, price_minor)
+    _pay(client, buyer, order_id)
     return buyer, order_id
 
 
