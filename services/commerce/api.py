@@ -169,6 +169,15 @@ def start_payment(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {body.order_id} of yours")
         if order[2] != "CREATED":
             raise HTTPException(status.HTTP_409_CONFLICT, f"order {body.order_id} is {order[2]}, not payable")
+        in_progress = connection.execute(
+            "SELECT payment_id FROM payments WHERE order_id = %s AND status = 'INITIATED'", (body.order_id,)
+        ).fetchone()
+        if in_progress is not None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"payment {in_progress[0]} of order {body.order_id} is still waiting for its outcome; "
+                "repeat that request with its Idempotency-Key, or pay again once it has failed",
+            )
         amount, currency = int(order[0]), order[1].strip()
         attempt_row = connection.execute(
             "SELECT count(*) + 1 FROM payments WHERE order_id = %s", (body.order_id,)

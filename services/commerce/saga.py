@@ -90,7 +90,7 @@ def apply_decision(connection: psycopg.Connection[Any], settings: Settings, deci
     with connection.transaction():
         row = connection.execute(
             "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, o.course_id, o.subtotal_minor, "
-            "o.tax_minor FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
+            "o.tax_minor, o.status FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
             (payment_id,),
         ).fetchone()
         seen = connection.execute(
@@ -98,7 +98,7 @@ def apply_decision(connection: psycopg.Connection[Any], settings: Settings, deci
         ).fetchone()
         if row is None or row[0] != "INITIATED" or seen is not None:
             return StepResult(False, "nothing to do")
-        _status, method, amount, currency, user_id, course_id, subtotal, tax = row
+        _status, method, amount, currency, user_id, course_id, subtotal, tax, order_status = row
         currency, user_id, course_id = currency.strip(), str(user_id), str(course_id)
         record(connection, decision, publish=False)
         if decision["decision"] == "REVIEW":
@@ -110,8 +110,14 @@ def apply_decision(connection: psycopg.Connection[Any], settings: Settings, deci
             "method": method,
             "amount_minor": amount,
             "currency": currency,
-            "reviewed": False,
         }
+        if order_status != "CREATED":
+            # Never charge twice: an order paid (or cancelled) meanwhile by another attempt fails this one.
+            failed = {"event_type": "payment.failed", "failure_code": "ORDER_NOT_PAYABLE", "retryable": False,
+                      "reason": f"order {order_id} is already {order_status}"}  # fmt: skip
+            record(connection, {**envelope, **common, **failed})
+            return StepResult(True, "failed: order not payable")
+        common["reviewed"] = False
         if decision["decision"] == "REJECT":
             reason = "; ".join(decision["reasons"]) or "rejected by fraud check"
             record(connection, {**envelope, "event_type": "payment.rejected", **common, "reason": reason})

@@ -109,7 +109,7 @@ def history_command(
     for number, event in enumerate(events, start=1):
         when = event_moment(event).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         style = None if number <= applied else "dim"
-        mark = "" if number <= applied else f"after {moment:%H:%M:%S}"
+        mark = "" if number <= applied else "not yet"
         timeline.add_row(str(number), when, event["event_type"], _detail(event), mark, style=style)
     console.print(timeline)
     if past.state is None:

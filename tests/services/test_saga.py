@@ -135,3 +135,20 @@ def test_a_learner_who_cannot_be_enrolled_is_refunded_by_a_compensating_posting(
         ).fetchone()
         assert reversal == (1,)
     assert (_order_status(isolated, order_id), _enrolled(isolated, order_id)) == ("CANCELLED", False)
+
+
+def test_an_order_is_paid_by_one_payment_only(client: TestClient, isolated: Settings) -> None:
+    buyer, order_id = _paid_order(client, 99_900)
+    second = {"order_id": order_id, "method": "UPI", "vpa": "kiran@okaxis", "device_id": "web-2"}
+    refused = client.post("/payments", json=second, headers=buyer | {"Idempotency-Key": f"k-{uuid.uuid4().hex}"})
+    assert refused.status_code == 409
+    assert "still waiting for its outcome" in refused.json()["detail"]
+    decision = _decide(isolated, order_id)
+    with psycopg.connect(isolated.postgres.dsn()) as connection:
+        # However it happened (an operator, an older version), an order no longer payable is never charged.
+        connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
+        connection.commit()
+        assert apply_decision(connection, isolated, decision).outcome == "failed: order not payable"
+        assert connection.execute("SELECT 1 FROM order_postings WHERE order_id = %s", (order_id,)).fetchone() is None
+        status = connection.execute("SELECT status FROM payments WHERE order_id = %s", (order_id,)).fetchone()
+    assert status == ("FAILED",)
