@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from suuupra.cli.context import console, fail, state
+from suuupra.cli.context import console, fail, parse_moment, state
 from suuupra.events import EventPublisher
 from suuupra.simulate.api_driver import (
     ENDPOINTS,
@@ -43,18 +42,6 @@ class Via(StrEnum):
 KAFKA_ONLY = ("rate", "duration", "count", "start_time", "users", "out_of_order", "late", "fraud", "malformed")
 API_ONLY = ("services_url", "instructors", "learners", "concurrency", "invalid_share", "settle_timeout",
             "require_settled")  # fmt: skip
-
-
-def _parse_start(text: str) -> int:
-    if text == "now":
-        return int(datetime.now(UTC).timestamp() * 1000)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise typer.BadParameter(f"'{text}' is not 'now' or an ISO time like 2026-01-01T00:00:00Z") from error
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def simulate(
@@ -142,9 +129,10 @@ def simulate(
     for name, share in (("out-of-order", out_of_order), ("late", late), ("fraud", fraud), ("malformed", malformed)):
         if not 0.0 <= share <= 1.0:
             raise fail(f"--{name} must be a share between 0 and 1, got {share}")
+    start_ms = int(parse_moment(start_time).timestamp() * 1000)
     profile = SimulationProfile(
-        seed=seed, start_time_ms=_parse_start(start_time), users=users, out_of_order_share=out_of_order,
-        late_share=late, fraud_share=fraud,
+        seed=seed, start_time_ms=start_ms, users=users, out_of_order_share=out_of_order, late_share=late,
+        fraud_share=fraud,
     )  # fmt: skip
     simulation = Simulation(EventPublisher(settings), profile, malformed_share=malformed)
     columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
