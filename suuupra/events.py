@@ -84,14 +84,21 @@ def event_consumer(
     group_id: str | None = None,
     catalog: Catalog | None = None,
     registry: SchemaRegistryClient | None = None,
+    *,
+    read_only: bool = False,
 ) -> AvroConsumer:
-    """A consumer of domain events that dead-letters what it cannot read (a fresh group unless one is given)."""
+    """A consumer of domain events (a fresh group unless one is given) that dead-letters what it cannot read; a
+    `read_only` one (inspection tools) counts such records in `skipped` and writes nothing anywhere."""
     registry = registry or make_registry(settings)
-    dead_letter_producer = AvroProducer(settings.kafka.client_config(), AvroSerializer(registry))
+    dead_letter = None
+    if not read_only:
+        dead_letter_producer = AvroProducer(settings.kafka.client_config(), AvroSerializer(registry))
+        dead_letter = DeadLetterWriter(dead_letter_producer, settings.topics.dead_letter)
     return AvroConsumer(
         settings.kafka.client_config(),
         group_id or f"suuupra-reader-{uuid.uuid4()}",
         topics,
         AvroDeserializer(registry, reader_schemas(catalog or default_catalog())),
-        DeadLetterWriter(dead_letter_producer, settings.topics.dead_letter),
+        dead_letter,
+        skip_unreadable=read_only,
     )

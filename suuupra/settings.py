@@ -122,8 +122,9 @@ class PostgresSettings(BaseModel):
     password: SecretStr = SecretStr("suuupra-local")
     database: str = "suuupra"
     registry_database: str = Field(default="apicurio", description="Where Apicurio Registry keeps its schemas.")
-    # The services' tables live in this schema of `database` (PostgreSQL's default, public, when unset); separate
-    # schemas let several deployments (or tests) share one server without seeing each other's outboxes.
+    # The services' tables live in this schema of `database` (PostgreSQL's default, public, when unset). Two
+    # deployments sharing a server need their own schema AND their own topics and services.consumer_group_prefix
+    # (the tests give each test all three), or one's saga would consume the other's events.
     services_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
     def dsn(self, database: str | None = None) -> str:

@@ -176,7 +176,7 @@ def start_payment(
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"payment {in_progress[0]} of order {body.order_id} is still waiting for its outcome; "
-                "repeat that request with its Idempotency-Key, or pay again once it has failed",
+                "repeat that request (same Idempotency-Key) for its answer, or follow the order with GET /orders/{id}",
             )
         amount, currency = int(order[0]), order[1].strip()
         attempt_row = connection.execute(

@@ -136,8 +136,8 @@ def record(connection: psycopg.Connection[Any], event: Mapping[str, Any], *, pub
     """Appends the event to its payment's stream and updates the `payments` projection, in the caller's transaction;
     also puts it in the outbox unless it is already on Kafka (`publish=False`: a decision another service made).
 
-    The caller holds the payment row's lock (or has just created the row), so appends to one stream are serial;
-    the (payment_id, sequence) key still refuses a concurrent append that slipped past.
+    Callers hold the lock of the payment's order (the saga's steps) or have just created the payment, so appends
+    to one stream are serial; the (payment_id, sequence) key still refuses a concurrent append that slipped past.
     """
     payment_id = payment_id_of(event)
     if payment_id is None:
@@ -157,15 +157,22 @@ def record(connection: psycopg.Connection[Any], event: Mapping[str, Any], *, pub
 
 @dataclass(frozen=True)
 class PaymentHistory:
-    events: list[dict[str, Any]]  # every recorded event, oldest first
+    events: list[dict[str, Any]]  # every event of the stream, oldest first
     state: PaymentState | None  # as of the moment asked for; None if the payment did not exist yet
+    applied: int  # how many of `events` had happened by then
+    ignored: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (event, why) that could not apply
 
 
-def history(events: Iterable[Mapping[str, Any]], at: dt.datetime | None = None) -> PaymentHistory:
-    """The payment as it was at `at` (default: now): the fold of the events recorded up to then.
+def history(
+    events: Iterable[Mapping[str, Any]], at: dt.datetime | None = None, *, strict: bool = True
+) -> PaymentHistory:
+    """The payment as it was at `at` (default: after its last event): the fold of the stream's events up to the
+    first one that happened later than `at`.
 
-    Recording order decides, not clocks: the stream's prefix whose events had all happened by `at`, so a decision
-    stamped by another service's clock a little before the event it answers cannot reorder the history.
+    A stream is in recording order, and a fold needs a prefix of it; an event stamped by another service's clock
+    slightly before the event it answers does not reorder the history. With `strict=False` (a stream read back from
+    Kafka, which also carries events the services ignored: a decision after the timeout, say), an event that cannot
+    follow is set aside in `ignored` instead of failing the fold.
     """
     ordered = [dict(event) for event in events]
     happened = (
@@ -173,4 +180,13 @@ def history(events: Iterable[Mapping[str, Any]], at: dt.datetime | None = None) 
         if at is None
         else next((index for index, event in enumerate(ordered) if event_moment(event) > at), len(ordered))
     )
-    return PaymentHistory(ordered, fold(ordered[:happened]))
+    state: PaymentState | None = None
+    ignored: list[tuple[dict[str, Any], str]] = []
+    for event in ordered[:happened]:
+        try:
+            state = apply(state, event)
+        except PaymentTransitionError as error:
+            if strict:
+                raise
+            ignored.append((event, str(error)))
+    return PaymentHistory(ordered, state, happened, ignored)

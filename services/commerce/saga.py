@@ -8,6 +8,7 @@ event changes nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from services.outbox.store import enqueue
 from suuupra.events import EventPublisher
 from suuupra.settings import Settings
 
+log = logging.getLogger(__name__)
+
 CLEARING = "assets:psp_clearing"
 REVENUE = "revenue:course_sales"
 GST = "liabilities:gst_output_payable"
 # The rule-based stand-in for the fraud job (same event contract): large amounts go to review, huge ones are refused.
 REVIEW_ABOVE_MINOR = 500_000
 REJECT_ABOVE_MINOR = 2_000_000
+DECISION_NAMESPACE = uuid.UUID("5b0f3c52-1d7e-4c51-9a3e-6f1f4b7f2a10")
 
 
 def _envelope(settings: Settings, user_id: str, correlation_id: str) -> dict[str, Any]:
@@ -54,7 +58,9 @@ def fraud_decision(payment: dict[str, Any]) -> dict[str, Any]:
     elif amount > REVIEW_ABOVE_MINOR:
         decision, score, reasons = "REVIEW", 0.75, [f"amount {amount} above {REVIEW_ABOVE_MINOR}"]
     return {
-        "event_id": str(uuid.uuid4()),
+        # Derived from the payment's event: a decision published again (a crash before the offset was stored) has
+        # the same id, so the saga recognises the repeat.
+        "event_id": str(uuid.uuid5(DECISION_NAMESPACE, str(payment["event_id"]))),
         "event_type": "payment.fraud_decided",
         "event_time": int(time.time() * 1000),
         "producer": "fraud-rules-standin",
@@ -81,25 +87,39 @@ class StepResult:
     outcome: str
 
 
+def _lock_payment_and_order(connection: psycopg.Connection[Any], payment_id: str, columns: str) -> Any:
+    """Locks the payment's order, then the payment: every step takes the two locks in this order (enrolment and
+    compensation lock the order first too), so concurrent steps wait for each other instead of deadlocking."""
+    order = connection.execute("SELECT order_id FROM payments WHERE payment_id = %s", (payment_id,)).fetchone()
+    if order is None:
+        return None
+    connection.execute("SELECT 1 FROM orders WHERE order_id = %s FOR UPDATE", (order[0],))
+    return connection.execute(
+        f"SELECT {columns} FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE OF p",
+        (payment_id,),
+    ).fetchone()
+
+
 def apply_decision(connection: psycopg.Connection[Any], settings: Settings, decision: dict[str, Any]) -> StepResult:
     """APPROVE: payment approved, ledger posted, order paid. REJECT: payment rejected, order cancelled. REVIEW waits.
 
     The decision joins the payment's event stream whatever it says, so the payment's history shows it.
     """
-    payment_id, order_id = str(decision["payment_id"]), str(decision["order_id"])
+    payment_id = str(decision["payment_id"])
     with connection.transaction():
-        row = connection.execute(
-            "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, o.course_id, o.subtotal_minor, "
-            "o.tax_minor, o.status FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
-            (payment_id,),
-        ).fetchone()
+        row = _lock_payment_and_order(
+            connection, payment_id,
+            "p.status, p.method, p.amount_minor, p.currency, p.user_id, o.course_id, o.subtotal_minor, o.tax_minor, "
+            "o.status, o.order_id",
+        )  # fmt: skip
         seen = connection.execute(
             "SELECT 1 FROM payment_events WHERE event_id = %s", (str(decision["event_id"]),)
         ).fetchone()
         if row is None or row[0] != "INITIATED" or seen is not None:
             return StepResult(False, "nothing to do")
-        _status, method, amount, currency, user_id, course_id, subtotal, tax, order_status = row
-        currency, user_id, course_id = currency.strip(), str(user_id), str(course_id)
+        _status, method, amount, currency, user_id, course_id, subtotal, tax, order_status, order_id = row
+        # The payment's own order, whatever the decision says: a decision never moves another order.
+        currency, user_id, course_id, order_id = currency.strip(), str(user_id), str(course_id), str(order_id)
         record(connection, decision, publish=False)
         if decision["decision"] == "REVIEW":
             return StepResult(True, "in review")
@@ -225,50 +245,76 @@ def _compensate(
 
 
 def expire_payments(connection: psycopg.Connection[Any], settings: Settings, older_than_s: float) -> int:
-    """Payments still waiting for a decision after the timeout fail, and their orders are cancelled."""
+    """Payments still waiting for a decision after the timeout fail; their orders, if still unpaid, are cancelled.
+
+    Each payment is its own transaction, and one that cannot be expired (logged) does not keep the others waiting.
+    """
     expired = 0
     rows = connection.execute(
-        "SELECT payment_id FROM payments WHERE status = 'INITIATED' AND created_at < now() - make_interval(secs => %s)",
+        "SELECT payment_id FROM payments WHERE status = 'INITIATED' AND created_at < now() - make_interval(secs => %s) "
+        "ORDER BY created_at",
         (older_than_s,),
     ).fetchall()
     for (payment_id,) in rows:
-        with connection.transaction():
-            row = connection.execute(
-                "SELECT p.status, p.method, p.amount_minor, p.currency, p.user_id, p.order_id, o.course_id "
-                "FROM payments p JOIN orders o USING (order_id) WHERE p.payment_id = %s FOR UPDATE",
-                (payment_id,),
-            ).fetchone()
-            if row is None or row[0] != "INITIATED":
-                continue
-            _status, method, amount, currency, user_id, order_id, course_id = row
-            user_id, correlation_id = str(user_id), str(uuid.uuid4())
-            connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
-            record(
-                connection,
-                {
-                    **_envelope(settings, user_id, correlation_id),
-                    "event_type": "payment.failed",
-                    "payment_id": str(payment_id),
-                    "order_id": str(order_id),
-                    "method": method,
-                    "amount_minor": amount,
-                    "currency": currency.strip(),
-                    "failure_code": "TIMEOUT",
-                    "reason": f"no fraud decision within {older_than_s:g} s",
-                    "retryable": True,
-                },
-            )
-            enqueue(
-                connection,
-                {
-                    **_envelope(settings, user_id, correlation_id),
-                    "event_type": "order.cancelled",
-                    "order_id": str(order_id),
-                    "course_id": str(course_id),
-                    "payment_id": str(payment_id),
-                    "reason": "PAYMENT_FAILED",
-                    "reason_detail": "payment timed out",
-                },
-            )
-            expired += 1
+        try:
+            expired += _expire(connection, settings, str(payment_id), older_than_s)
+        except psycopg.OperationalError:
+            raise
+        except Exception:
+            log.exception("payment %s could not be expired; left as it is", payment_id)
     return expired
+
+
+def _expire(connection: psycopg.Connection[Any], settings: Settings, payment_id: str, older_than_s: float) -> int:
+    with connection.transaction():
+        row = _lock_payment_and_order(
+            connection, payment_id, "p.status, p.method, p.amount_minor, p.currency, p.user_id, p.order_id, "
+            "o.course_id, o.status",
+        )  # fmt: skip
+        if row is None or row[0] != "INITIATED":
+            return 0
+        _status, method, amount, currency, user_id, order_id, course_id, order_status = row
+        user_id, correlation_id = str(user_id), str(uuid.uuid4())
+        record(
+            connection,
+            {
+                **_envelope(settings, user_id, correlation_id),
+                "event_type": "payment.failed",
+                "payment_id": payment_id,
+                "order_id": str(order_id),
+                "method": method,
+                "amount_minor": amount,
+                "currency": currency.strip(),
+                "failure_code": "TIMEOUT",
+                "reason": f"no final fraud decision within {older_than_s:g} s",
+                "retryable": True,
+            },
+        )
+        if order_status != "CREATED":
+            return 1  # paid by another attempt meanwhile: that order is not this payment's to cancel
+        connection.execute("UPDATE orders SET status = 'CANCELLED' WHERE order_id = %s", (order_id,))
+        enqueue(
+            connection,
+            {
+                **_envelope(settings, user_id, correlation_id),
+                "event_type": "order.cancelled",
+                "order_id": str(order_id),
+                "course_id": str(course_id),
+                "payment_id": payment_id,
+                "reason": "PAYMENT_FAILED",
+                "reason_detail": "payment timed out",
+            },
+        )
+    return 1
+
+
+def stuck_paid_orders(connection: psycopg.Connection[Any], older_than_s: float) -> list[str]:
+    """Orders paid longer ago than this and still neither fulfilled nor compensated: their `order.paid` was lost
+    to a step that failed for good (dead-lettered), so the sweeper enrols (or compensates) them."""
+    rows = connection.execute(
+        "SELECT o.order_id FROM orders o JOIN payments p ON p.order_id = o.order_id AND p.status = 'APPROVED' "
+        "JOIN payment_events e ON e.payment_id = p.payment_id AND e.event_type = 'payment.approved' "
+        "WHERE o.status = 'PAID' AND e.recorded_at < now() - make_interval(secs => %s)",
+        (older_than_s,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -76,6 +76,11 @@ DO $$ BEGIN
         FOR EACH ROW EXECUTE FUNCTION payment_events_append_only();
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+DO $$ BEGIN
+    CREATE TRIGGER payment_events_no_truncate BEFORE TRUNCATE ON payment_events
+        FOR EACH STATEMENT EXECUTE FUNCTION payment_events_append_only();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
 
 -- A refunded payment (its sale reversed by a compensating posting) is a state of its own; older databases get the
 -- wider check once.

@@ -11,6 +11,9 @@ from rich.console import Console
 
 from suuupra.settings import Settings, SettingsError, load_settings
 
+# Epoch milliseconds before 1973-03-03 are far more likely epoch seconds typed by mistake.
+EPOCH_MS_FLOOR = 100_000_000_000
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -48,6 +51,8 @@ def parse_moment(text: str) -> datetime:
     if text == "now":
         return datetime.now(UTC)
     if text.isdigit():
+        if int(text) < EPOCH_MS_FLOOR:
+            raise typer.BadParameter(f"'{text}' looks like epoch seconds; give epoch milliseconds or an ISO time")
         return datetime.fromtimestamp(int(text) / 1000, UTC)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

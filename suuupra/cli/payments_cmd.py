@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from dataclasses import asdict
 from enum import StrEnum
 from typing import Annotated, Any
 
 import psycopg
 import typer
+from confluent_kafka import KafkaException
 from rich.table import Table
 
-from services.commerce.payment_events import PaymentHistory, event_moment, history, payment_id_of, recorded_events
+from services.commerce.payment_events import (
+    PaymentState,
+    PaymentTransitionError,
+    event_moment,
+    history,
+    payment_id_of,
+    recorded_events,
+)
 from suuupra.cli.context import console, fail, parse_moment, state
 from suuupra.events import event_consumer
 from suuupra.settings import Settings
@@ -39,7 +47,10 @@ def events_from_kafka(settings: Settings, payment_id: str) -> list[dict[str, Any
     """The payment's events as published: both topics read to their end, redeliveries dropped by event id."""
     topics = [settings.topics.payment, settings.topics.ledger]
     found: dict[str, dict[str, Any]] = {}
-    with console.status(f"reading {', '.join(topics)} to the end"), event_consumer(settings, topics) as consumer:
+    with (
+        console.status(f"reading {', '.join(topics)} to the end"),
+        event_consumer(settings, topics, read_only=True) as consumer,
+    ):
         for record in consumer.read_to_end():
             if payment_id_of(record.value) == payment_id:
                 found.setdefault(str(record.value["event_id"]), record.value)
@@ -63,11 +74,8 @@ def _detail(event: dict[str, Any]) -> str:
     return str(event.get("reason") or event.get("psp_reference") or event.get("vpa") or event.get("last4") or "")
 
 
-def _state_rows(past: PaymentHistory) -> list[tuple[str, str]]:
-    state_ = past.state
-    if state_ is None:
-        return []
-    return [(name, str(value)) for name, value in vars(state_).items() if name != "event_types"]
+def _state_json(state_: PaymentState | None) -> dict[str, Any] | None:
+    return None if state_ is None else {**asdict(state_), "as_of": state_.as_of.isoformat() if state_.as_of else None}
 
 
 @app.command("history")
@@ -88,34 +96,49 @@ def history_command(
     except ValueError:
         raise typer.BadParameter(f"'{payment_id}' is not a payment id (a UUID)", param_hint="PAYMENT_ID") from None
     settings = state(ctx).settings
-    moment: datetime = parse_moment(at)
+    # 'now' means after every event, whatever clock stamped them (a fraud job's may run a little ahead of ours).
+    moment = None if at == "now" else parse_moment(at)
     try:
-        events = (events_from_database if source is Source.database else events_from_kafka)(settings, payment_id)
+        if source is Source.database:
+            events = events_from_database(settings, payment_id)
+        else:
+            events = events_from_kafka(settings, payment_id)
+        past = history(events, moment, strict=source is Source.database)
     except psycopg.Error as error:
         raise fail(f"PostgreSQL: {error}. Is the platform up (`suuupra platform up`)?") from error
+    except (KafkaException, TimeoutError) as error:
+        raise fail(f"Kafka: {error}. Is the platform up (`suuupra platform up`)?") from error
+    except PaymentTransitionError as error:
+        raise fail(f"the stored stream of payment {payment_id} does not fold: {error}") from error
     if not events:
         raise fail(f"no events of payment {payment_id} in the {source.value}; check the id (`GET /orders/{{id}}`)")
-    past = history(events, moment)
-    applied = past.state.version if past.state else 0
+    when = "after its last event" if moment is None else moment.isoformat()
     if as_json:
-        state_json = dict(_state_rows(past)) if past.state else None
         events_json = [{**event, "event_time": event_moment(event).isoformat()} for event in events]
-        console.print_json(json.dumps({"at": moment.isoformat(), "state": state_json, "events": events_json},
-                                      default=str))  # fmt: skip
+        ignored_json = [{"event_id": str(event["event_id"]), "why": why} for event, why in past.ignored]
+        document = {"at": None if moment is None else moment.isoformat(), "state": _state_json(past.state),
+                    "events": events_json, "ignored": ignored_json}  # fmt: skip
+        console.print_json(json.dumps(document, default=str))
         return
+    ignored_ids = {str(event["event_id"]) for event, _why in past.ignored}
     timeline = Table(title=f"payment {payment_id}: events ({source.value})")
     for column in ("#", "event time (UTC)", "event", "detail", ""):
         timeline.add_column(column)
     for number, event in enumerate(events, start=1):
-        when = event_moment(event).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        style = None if number <= applied else "dim"
-        mark = "" if number <= applied else "not yet"
-        timeline.add_row(str(number), when, event["event_type"], _detail(event), mark, style=style)
+        stamp = event_moment(event).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        later = number > past.applied
+        mark = "not yet" if later else "ignored" if str(event["event_id"]) in ignored_ids else ""
+        timeline.add_row(str(number), stamp, event["event_type"], _detail(event), mark, style="dim" if mark else None)
     console.print(timeline)
+    for event, why in past.ignored:
+        console.print(f"[yellow]ignored[/] {event['event_type']} {event['event_id']}: {why}")
     if past.state is None:
-        console.print(f"at {moment.isoformat()} payment {payment_id} did not exist yet")
+        console.print(f"at {when} payment {payment_id} did not exist yet")
         return
-    snapshot = Table(title=f"as of {moment.isoformat()}: {past.state.status}", show_header=False)
-    for name, value in _state_rows(past):
-        snapshot.add_row(name, value)
+    snapshot = Table(title=f"as of {when}: {past.state.status}", show_header=False)
+    for name, value in (_state_json(past.state) or {}).items():
+        if name == "event_types":
+            continue
+        shown = "-" if value is None else ", ".join(value) if isinstance(value, list | tuple) else str(value)
+        snapshot.add_row(name, shown)
     console.print(snapshot)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from services.commerce.payment_events import PaymentTransitionError, fold, history, recorded_events
-from services.commerce.saga import apply_decision, enroll
+from services.commerce.saga import apply_decision, enroll, expire_payments
 from services.outbox.relay import OutboxRelay
 from suuupra.cli.main import app as cli
 from suuupra.events import EventPublisher
@@ -137,7 +137,7 @@ def test_history_command_answers_at_any_moment_from_the_store_and_from_kafka(
     now = _cli(isolated, payment_id, "--json")
     assert now["state"]["status"] == "REFUNDED"
     before_decision = _cli(isolated, payment_id, "--at", str(decided_ms - 1), "--json")
-    assert (before_decision["state"]["status"], before_decision["state"]["fraud_decision"]) == ("INITIATED", "None")
+    assert (before_decision["state"]["status"], before_decision["state"]["fraud_decision"]) == ("INITIATED", None)
     decided = _cli(isolated, payment_id, "--at", str(decided_ms), "--json")
     assert decided["state"]["fraud_decision"] == "APPROVE"
     first_ms = events[0]["event_time"]
@@ -145,6 +145,9 @@ def test_history_command_answers_at_any_moment_from_the_store_and_from_kafka(
     from_kafka = _cli(isolated, payment_id, "--source", "kafka", "--json")
     assert [e["event_id"] for e in from_kafka["events"]] == [e["event_id"] for e in now["events"]]
     assert from_kafka["state"] == now["state"]
+    seconds = CliRunner().invoke(cli, ["payments", "history", payment_id, "--at", str(first_ms // 1000)])
+    assert seconds.exit_code == 2
+    assert "looks like epoch seconds" in seconds.output
     missing = CliRunner().invoke(cli, ["payments", "history", str(uuid.uuid4())],
                                  env=environment_overrides(isolated, "postgres"))  # fmt: skip
     assert missing.exit_code == 1
@@ -159,3 +162,22 @@ def test_history_command_renders_a_timeline(client: TestClient, isolated: Settin
                                 env=environment_overrides(isolated, "postgres"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "payment.fraud_decided" in result.output and "REFUNDED" in result.output
+
+
+def test_from_kafka_a_decision_the_saga_ignored_is_set_aside(client: TestClient, isolated: Settings) -> None:
+    _buyer, order_id = _paid_order(client, 99_900)
+    with psycopg.connect(isolated.postgres.dsn()) as connection:
+        assert expire_payments(connection, isolated, older_than_s=0) >= 1
+        late = _decide(isolated, order_id)  # published to Kafka after the payment had timed out
+        assert apply_decision(connection, isolated, late).applied is False
+    OutboxRelay(isolated.postgres.dsn(), EventPublisher(isolated)).drain()
+    payment_id = str(late["payment_id"])
+    stored = _cli(isolated, payment_id, "--json")
+    published = _cli(isolated, payment_id, "--source", "kafka", "--json")
+    assert stored["state"]["status"] == published["state"]["status"] == "FAILED"
+    assert [e["event_type"] for e in stored["events"]] == [
+        "payment.initiated", "payment.upi_vpa_validated", "payment.failed"
+    ]  # fmt: skip
+    [ignored] = published["ignored"]
+    assert ignored["event_id"] == str(late["event_id"])
+    assert "is FAILED: no payment.fraud_decided" in ignored["why"]

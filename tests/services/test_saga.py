@@ -152,3 +152,15 @@ def test_an_order_is_paid_by_one_payment_only(client: TestClient, isolated: Sett
         assert connection.execute("SELECT 1 FROM order_postings WHERE order_id = %s", (order_id,)).fetchone() is None
         status = connection.execute("SELECT status FROM payments WHERE order_id = %s", (order_id,)).fetchone()
     assert status == ("FAILED",)
+
+
+def test_a_timed_out_payment_leaves_an_order_paid_meanwhile_alone(client: TestClient, isolated: Settings) -> None:
+    _buyer, order_id = _paid_order(client, 99_900)
+    with psycopg.connect(isolated.postgres.dsn()) as connection:
+        connection.execute("UPDATE orders SET status = 'PAID' WHERE order_id = %s", (order_id,))  # another attempt
+        connection.commit()
+        assert expire_payments(connection, isolated, older_than_s=0) == 1
+        payment = connection.execute("SELECT status FROM payments WHERE order_id = %s", (order_id,)).fetchone()
+    assert (payment, _order_status(isolated, order_id)) == (("FAILED",), "PAID")
+    commerce = _events(isolated, isolated.topics.commerce, order_id)
+    assert [e["event_type"] for e in commerce] == ["order.created"], "no order.cancelled for a paid order"

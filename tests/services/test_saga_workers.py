@@ -81,7 +81,7 @@ def test_approved_and_rejected_payments_settle_through_kafka(
         ).fetchall()
     assert statuses == {approved: "APPROVED", rejected: "REJECTED"}
     assert sale == [(CLEARING, 117_882), (GST, 17_982), (REVENUE, 99_900)]
-    assert workers.counters.decisions_published >= 2
+    assert workers.counters["decisions published"] >= 2
     _ledger_balanced(settings)
 
 
@@ -117,10 +117,32 @@ def test_a_step_that_fails_goes_to_the_dead_letter_topic_and_the_saga_goes_on(
             time.sleep(0.2)
         _buyer, second = _paid_order(client, 99_900)
         assert _settled(settings, second) == "FULFILLED"
-        assert workers.counters.dead_lettered == 1
-    assert poisoned == [first], "dead-lettered once, never retried"
+        assert workers.counters["dead-lettered"] == 1
+    assert poisoned == [first] * 3, "tried three times, then dead-lettered"
     assert _order_status(settings, first) == "CREATED", "the failed step changed nothing"
     [letter] = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
     assert letter.headers["reason.code"] == "SAGA_STEP_FAILED"
     assert "simulated defect" in letter.headers["reason"]
     assert letter.headers["original.topic"] == settings.topics.payment
+
+
+def test_the_sweeper_enrols_a_paid_order_whose_enrolment_step_was_dead_lettered(
+    client: TestClient, isolated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _with_services(isolated, payment_timeout_s=2.0, payment_timeout_check_s=0.5)
+    real_enroll = services.saga_workers.enroll
+    failures: list[str] = []
+
+    def failing_three_times(connection: psycopg.Connection[Any], settings_: Settings, order_id: str) -> Any:
+        if len(failures) < 3:  # every attempt of the consumer fails; the sweeper's later call succeeds
+            failures.append(order_id)
+            raise RuntimeError("enrolment service hiccup")
+        return real_enroll(connection, settings_, order_id)
+
+    monkeypatch.setattr(services.saga_workers, "enroll", failing_three_times)
+    with BackgroundRelay(settings, interval_s=0.1), SagaWorkers(settings) as workers:
+        _buyer, order_id = _paid_order(client, 99_900)
+        assert (_settled(settings, order_id), _enrolled(settings, order_id)) == ("FULFILLED", True)
+        assert workers.counters["dead-lettered"] == 1
+        assert workers.counters["swept: enrolled"] == 1
+    assert failures == [order_id] * 3
