@@ -1,4 +1,5 @@
-"""What every service shares: settings and Redis from the app, authentication, correlation ids, events."""
+"""What every service shares: settings and Redis from the app, authentication, correlation ids, events, and the
+text a request may carry."""
 
 from __future__ import annotations
 
@@ -9,15 +10,41 @@ from typing import Annotated, Any
 import jwt
 import redis
 from fastapi import Depends, Header, HTTPException, Request, status
+from pydantic import AfterValidator, EmailStr, SecretStr
 
 from suuupra.settings import Settings
 
 SESSION_PREFIX = "session:"
 
 
+def storable(text: str) -> str:
+    """Text PostgreSQL can take, in a column or in the outbox's JSONB: refused here with a 422 naming the field
+    rather than by the database with a 500."""
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # Only a JSON escape such as "\ud800" can bring one in: a half of a UTF-16 pair, no character of its own.
+        raise ValueError("must not contain an unpaired surrogate (U+D800 to U+DFFF)") from None
+    return text
+
+
+def _storable_secret(secret: SecretStr) -> SecretStr:
+    storable(secret.get_secret_value())  # never stored, but hashed from its UTF-8 bytes
+    return secret
+
+
+StorableText = Annotated[str, AfterValidator(storable)]
+StorableEmail = Annotated[EmailStr, AfterValidator(storable)]
+StorableSecret = Annotated[SecretStr, AfterValidator(_storable_secret)]
+
+
 def invalid(field: str, message: str) -> HTTPException:
-    # The same shape as FastAPI's own validation errors, so clients handle one format.
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["body", field], "msg": message}])
+    # The shape of FastAPI's own validation errors (and of the ValidationError the OpenAPI description documents for
+    # every 422), so clients handle one format.
+    error = {"type": "value_error", "loc": ["body", field], "msg": message}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [error])
 
 
 def settings_of(request: Request) -> Settings:
@@ -48,12 +75,13 @@ def make_event(
     }
 
 
-def correlation(x_correlation_id: Annotated[str | None, Header()] = None) -> str:
-    """The caller's correlation id when it is a UUID, so a journey can be traced across services."""
-    try:
-        return str(uuid.UUID(x_correlation_id)) if x_correlation_id else str(uuid.uuid4())
-    except ValueError:
-        raise invalid("X-Correlation-ID", "must be a UUID") from None
+def correlation(
+    x_correlation_id: Annotated[
+        uuid.UUID | None, Header(description="Traces a journey across services; a new one when absent.")
+    ] = None,
+) -> str:
+    """The caller's correlation id (a UUID, so declared and validated as one), or a new one."""
+    return str(x_correlation_id or uuid.uuid4())
 
 
 def current_user(

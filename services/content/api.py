@@ -13,11 +13,14 @@ import psycopg
 from fastapi import APIRouter, Header, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common import CorrelationDep, SettingsDep, UserDep, invalid, make_event
+from services.common import CorrelationDep, SettingsDep, StorableText, UserDep, invalid, make_event
 from services.outbox.store import enqueue
 
 router = APIRouter(tags=["content"])
 Level = Literal["BEGINNER", "INTERMEDIATE", "ADVANCED", "ALL_LEVELS"]
+# What the columns (INT, BIGINT) and the events (Avro int, long) can hold: larger numbers get a 422, not a 500.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
 COLUMNS = (
     "content_id", "course_id", "instructor_id", "title", "description", "tags", "category", "language", "level",
     "duration_seconds", "lesson_number", "is_free_preview", "price_minor", "currency", "revision", "published_revision",
@@ -28,30 +31,30 @@ class ContentDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     course_id: uuid.UUID
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(max_length=10_000)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    category: str = Field(min_length=1, max_length=80)
+    title: StorableText = Field(min_length=1, max_length=200)
+    description: StorableText = Field(max_length=10_000)
+    tags: list[StorableText] = Field(default_factory=list, max_length=20)
+    category: StorableText = Field(min_length=1, max_length=80)
     language: str = Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     level: Level = "ALL_LEVELS"
-    duration_seconds: int = Field(gt=0)
-    lesson_number: int = Field(gt=0)
+    duration_seconds: int = Field(gt=0, le=INT_MAX)
+    lesson_number: int = Field(gt=0, le=INT_MAX)
     is_free_preview: bool = False
-    price_minor: int = Field(ge=0, description="Course list price in minor units (paise for INR).")
+    price_minor: int = Field(ge=0, le=BIGINT_MAX, description="Course list price in minor units (paise for INR).")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
 class ContentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
-    tags: list[str] | None = Field(default=None, max_length=20)
-    category: str | None = Field(default=None, min_length=1, max_length=80)
+    title: StorableText | None = Field(default=None, min_length=1, max_length=200)
+    description: StorableText | None = Field(default=None, max_length=10_000)
+    tags: list[StorableText] | None = Field(default=None, max_length=20)
+    category: StorableText | None = Field(default=None, min_length=1, max_length=80)
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     level: Level | None = None
-    duration_seconds: int | None = Field(default=None, gt=0)
-    price_minor: int | None = Field(default=None, ge=0)
+    duration_seconds: int | None = Field(default=None, gt=0, le=INT_MAX)
+    price_minor: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 

@@ -12,13 +12,16 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import (
     SESSION_PREFIX,
     CorrelationDep,
     RedisDep,
     SettingsDep,
+    StorableEmail,
+    StorableSecret,
+    StorableText,
     UserDep,
     invalid,
     make_event,
@@ -34,30 +37,30 @@ MIN_PASSWORD_LENGTH = 12
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    password: SecretStr = Field(
+    email: StorableEmail
+    password: StorableSecret = Field(
         description=f"At least {MIN_PASSWORD_LENGTH} characters with upper and lower case and a digit."
     )
-    display_name: str = Field(min_length=1, max_length=80)
+    display_name: StorableText = Field(min_length=1, max_length=80)
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. IN.")
     preferred_language: str = Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="e.g. en or hi-IN.")
     signup_platform: Literal["WEB", "ANDROID", "IOS", "OTHER"] = "WEB"
     marketing_opt_in: bool = False
-    referral_code: str | None = Field(default=None, min_length=1, max_length=32)
+    referral_code: StorableText | None = Field(default=None, min_length=1, max_length=32)
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    password: SecretStr
+    email: StorableEmail
+    password: StorableSecret
 
 
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
-    display_name: str | None = Field(default=None, min_length=1, max_length=80)
+    email: StorableEmail | None = None
+    display_name: StorableText | None = Field(default=None, min_length=1, max_length=80)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     preferred_language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     marketing_opt_in: bool | None = None

@@ -61,7 +61,8 @@ def test_only_the_instructor_changes_content_and_bad_drafts_are_refused(client: 
     assert client.post(f"/contents/{content_id}/publish", headers=other).status_code == 403
     assert client.post("/contents", json=_draft()).status_code == 401
     for bad, field in [({"price_minor": -1}, "price_minor"), ({"currency": "rupees"}, "currency"),
-                       ({"duration_seconds": 0}, "duration_seconds")]:  # fmt: skip
+                       ({"duration_seconds": 0}, "duration_seconds"), ({"lesson_number": 2**31}, "lesson_number"),
+                       ({"price_minor": 2**63}, "price_minor"), ({"title": "Streams\x00"}, "title")]:  # fmt: skip
         response = client.post("/contents", json=_draft(**bad), headers=owner)
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][-1] == field

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -60,8 +61,10 @@ def test_register_stores_the_user_opens_a_session_and_announces_it(client: TestC
         ({"password": "alllowercase-and-long"}, "password", "upper-case letter"),
         ({"country": "India"}, "country", "pattern"),
         ({"role": "admin"}, "role", "Extra inputs are not permitted"),
+        ({"display_name": "Asha\x00"}, "display_name", "NUL character"),
+        ({"referral_code": "\x00"}, "referral_code", "NUL character"),
     ],
-    ids=["email", "short-password", "no-upper-case", "country", "unknown-field"],
+    ids=["email", "short-password", "no-upper-case", "country", "unknown-field", "nul-in-name", "nul-in-referral"],
 )
 def test_invalid_registrations_get_422_naming_the_field(
     client: TestClient, overrides: dict[str, Any], field: str, message: str
@@ -70,6 +73,16 @@ def test_invalid_registrations_get_422_naming_the_field(
     assert response.status_code == 422, response.text
     [problem] = [p for p in response.json()["detail"] if p["loc"][-1] == field]
     assert message in problem["msg"]
+
+
+def test_an_unpaired_surrogate_gets_422_echoed_in_valid_json(client: TestClient) -> None:
+    # Only a JSON escape can carry one; it has no UTF-8 form, neither for Argon2 nor for the answer echoing it.
+    body = json.dumps(_registration(password="SURROGATE")).replace("SURROGATE", f"{PASSWORD}\\udc00")
+    response = client.post("/auth/register", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert (problem["loc"][-1], problem["input"]) == ("password", f"{PASSWORD}\udc00")
+    assert "unpaired surrogate" in problem["msg"]
 
 
 def test_duplicate_email_is_409_whatever_the_case(client: TestClient) -> None:
