@@ -40,10 +40,10 @@ StorableEmail = Annotated[EmailStr, AfterValidator(storable)]
 StorableSecret = Annotated[SecretStr, AfterValidator(_storable_secret)]
 
 
-def invalid(field: str, message: str) -> HTTPException:
+def invalid(field: str, message: str, location: str = "body") -> HTTPException:
     # The shape of FastAPI's own validation errors (and of the ValidationError the OpenAPI description documents for
     # every 422), so clients handle one format.
-    error = {"type": "value_error", "loc": ["body", field], "msg": message}
+    error = {"type": "value_error", "loc": [location, field], "msg": message}
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [error])
 
 

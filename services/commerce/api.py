@@ -16,9 +16,9 @@ import psycopg
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from services.commerce.instruments import card_problem, tokenize, vpa_problem
+from services.commerce.instruments import CVV, card_problem, tokenize, vpa_problem
 from services.commerce.payment_events import record
-from services.common import CorrelationDep, SettingsDep, UserDep, invalid, make_event
+from services.common import CorrelationDep, SettingsDep, StorableText, UserDep, invalid, make_event
 from services.outbox.store import enqueue
 
 router = APIRouter(tags=["commerce"])
@@ -58,7 +58,7 @@ class PaymentRequest(BaseModel):
     method: Literal["UPI", "CARD"]
     vpa: str | None = Field(default=None, max_length=320)
     card: CardDetails | None = None
-    device_id: str = Field(min_length=1, max_length=128)
+    device_id: StorableText = Field(min_length=1, max_length=128)
 
 
 def _tax(subtotal_minor: int) -> int:
@@ -70,8 +70,8 @@ def create_order(body: OrderRequest, user_id: UserDep, settings: SettingsDep, co
     """Order a course at its published list price plus GST; emits `order.created`."""
     with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
         price = connection.execute(
-            "SELECT price_minor, currency FROM contents WHERE course_id = %s AND published_revision IS NOT NULL "
-            "ORDER BY lesson_number LIMIT 1",
+            "SELECT published_price_minor, published_currency FROM contents "
+            "WHERE course_id = %s AND published_revision IS NOT NULL ORDER BY lesson_number LIMIT 1",
             (body.course_id,),
         ).fetchone()
         if price is None:
@@ -121,7 +121,7 @@ def _check_instrument(body: PaymentRequest) -> None:
     if problem := card_problem(body.card.number.get_secret_value()):
         raise invalid("card.number", f"card number {problem}")
     cvv = body.card.cvv.get_secret_value()
-    if not cvv.isdigit() or len(cvv) not in (3, 4):
+    if not CVV.fullmatch(cvv):
         raise invalid("card.cvv", "must be 3 or 4 digits")
     today = dt.date.today()
     if (body.card.expiry_year, body.card.expiry_month) < (today.year, today.month):
@@ -156,8 +156,7 @@ def start_payment(
             ).fetchone()
             assert first is not None
             if first[0] != request_hash:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                    "this Idempotency-Key was already used with a different request")  # fmt: skip
+                raise invalid("Idempotency-Key", "already used with a different request", location="header")
             response.status_code = first[1]
             result: dict[str, Any] = first[2]
             return result
@@ -179,6 +178,8 @@ def start_payment(
                 "repeat that request (same Idempotency-Key) for its answer, or follow the order with GET /orders/{id}",
             )
         amount, currency = int(order[0]), order[1].strip()
+        if amount == 0:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"order {body.order_id} costs nothing: nothing to pay")
         attempt_row = connection.execute(
             "SELECT count(*) + 1 FROM payments WHERE order_id = %s", (body.order_id,)
         ).fetchone()

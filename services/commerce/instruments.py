@@ -26,9 +26,14 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
+CARD_NUMBER = re.compile(r"[0-9]{12,19}")
+CVV = re.compile(r"[0-9]{3,4}")
+
+
 def card_problem(number: str) -> str | None:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
-        return "must be 12 to 19 digits"
+    # ASCII digits only: str.isdigit() also accepts '²' or Devanagari digits, which no card network issues.
+    if not CARD_NUMBER.fullmatch(number):
+        return "must be 12 to 19 digits (0-9)"
     if not luhn_valid(number):
         return "is not a valid card number (checksum)"
     return None

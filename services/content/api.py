@@ -20,7 +20,9 @@ router = APIRouter(tags=["content"])
 Level = Literal["BEGINNER", "INTERMEDIATE", "ADVANCED", "ALL_LEVELS"]
 # What the columns (INT, BIGINT) and the events (Avro int, long) can hold: larger numbers get a 422, not a 500.
 INT_MAX = 2**31 - 1
-BIGINT_MAX = 2**63 - 1
+# 10,000,000,000.00 in major units: far above any course, and low enough that an order's total with tax cannot
+# overflow the BIGINT columns of commerce.
+MAX_PRICE_MINOR = 10**12
 COLUMNS = (
     "content_id", "course_id", "instructor_id", "title", "description", "tags", "category", "language", "level",
     "duration_seconds", "lesson_number", "is_free_preview", "price_minor", "currency", "revision", "published_revision",
@@ -40,7 +42,7 @@ class ContentDraft(BaseModel):
     duration_seconds: int = Field(gt=0, le=INT_MAX)
     lesson_number: int = Field(gt=0, le=INT_MAX)
     is_free_preview: bool = False
-    price_minor: int = Field(ge=0, le=BIGINT_MAX, description="Course list price in minor units (paise for INR).")
+    price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR, description="Course list price in minor units (paise for INR).")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
@@ -54,7 +56,7 @@ class ContentChange(BaseModel):
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     level: Level | None = None
     duration_seconds: int | None = Field(default=None, gt=0, le=INT_MAX)
-    price_minor: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
+    price_minor: int | None = Field(default=None, ge=0, le=MAX_PRICE_MINOR)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
@@ -163,7 +165,12 @@ def publish_content(
         _owned(current, user_id)
         if current.published_revision == current.revision:
             raise HTTPException(status.HTTP_409_CONFLICT, f"revision {current.revision} is already published")
-        connection.execute("UPDATE contents SET published_revision = revision WHERE content_id = %s", (content_id,))
+        # The price sold is the published one: a later revision changes it only when it is published in turn.
+        connection.execute(
+            "UPDATE contents SET published_revision = revision, published_price_minor = price_minor, "
+            "published_currency = currency WHERE content_id = %s",
+            (content_id,),
+        )
         content = _load(connection, content_id)
         enqueue(connection, make_event(
             settings, "content.published", user_id, correlation_id,

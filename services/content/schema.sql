@@ -18,3 +18,9 @@ CREATE TABLE IF NOT EXISTS contents (
     created_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- The price and currency of the published revision, which orders use (added after the first release).
+ALTER TABLE contents ADD COLUMN IF NOT EXISTS published_price_minor BIGINT CHECK (published_price_minor >= 0);
+ALTER TABLE contents ADD COLUMN IF NOT EXISTS published_currency CHAR(3);
+UPDATE contents SET published_price_minor = price_minor, published_currency = currency
+ WHERE published_revision IS NOT NULL AND published_price_minor IS NULL;

@@ -61,7 +61,8 @@ def test_concurrent_duplicate_payment_requests_charge_once(client: TestClient, i
 
     other_body = client.post("/payments", json=body | {"device_id": "another-phone"}, headers=headers)
     assert other_body.status_code == 422
-    assert "different request" in other_body.json()["detail"]
+    [problem] = other_body.json()["detail"]
+    assert (problem["loc"], problem["msg"]) == (["header", "Idempotency-Key"], "already used with a different request")
 
     OutboxRelay(isolated.postgres.dsn(), EventPublisher(isolated)).drain()
     with event_consumer(isolated, [isolated.topics.payment]) as consumer:
@@ -129,3 +130,41 @@ def test_a_upi_payment_without_an_idempotency_key_is_refused(client: TestClient)
     assert any(p["loc"][-1] == "idempotency-key" for p in missing.json()["detail"])
     ok = client.post("/payments", json=body, headers=buyer | {"Idempotency-Key": "upi-key-0001"})
     assert ok.status_code == 201
+
+
+def test_payment_requests_that_once_gave_server_errors_get_precise_4xx(client: TestClient) -> None:
+    buyer = sign_up(client, "buyer")
+    order = _order(client, buyer)
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    upi = {"order_id": order["order_id"], "method": "UPI", "vpa": "kiran@okaxis", "device_id": "\u0000"}
+    assert client.post("/payments", json=upi, headers=buyer | key).status_code == 422
+    card = {"number": "²" * 16, "expiry_month": 12, "expiry_year": 2099, "cvv": "123"}
+    superscript = client.post("/payments", json={**upi, "device_id": "web", "method": "CARD", "vpa": None,
+                                                 "card": card}, headers=buyer | key)  # fmt: skip
+    assert superscript.status_code == 422
+    assert "12 to 19 digits (0-9)" in superscript.text
+    instructor = sign_up(client, "instructor")
+    course_id = str(uuid.uuid4())
+    free = {"course_id": course_id, "title": "Free intro", "description": "", "category": "intro", "language": "en",
+            "duration_seconds": 60, "lesson_number": 1, "price_minor": 0, "currency": "INR"}  # fmt: skip
+    content_id = client.post("/contents", json=free, headers=instructor).json()["content_id"]
+    client.post(f"/contents/{content_id}/publish", headers=instructor)
+    free_order = client.post("/orders", json={"course_id": course_id}, headers=buyer).json()
+    nothing = client.post("/payments", json={**upi, "device_id": "web", "order_id": free_order["order_id"]},
+                          headers=buyer | {"Idempotency-Key": f"k-{uuid.uuid4().hex}"})  # fmt: skip
+    assert nothing.status_code == 409
+    assert "costs nothing" in nothing.json()["detail"]
+    too_dear = client.post("/contents", json={**free, "price_minor": 10**13}, headers=instructor)
+    assert too_dear.status_code == 422
+
+
+def test_an_order_is_priced_from_the_published_revision_not_a_later_draft(client: TestClient) -> None:
+    instructor, buyer = sign_up(client, "instructor"), sign_up(client, "buyer")
+    course_id = str(uuid.uuid4())
+    draft = {"course_id": course_id, "title": "Pricing", "description": "", "category": "business", "language": "en",
+             "duration_seconds": 60, "lesson_number": 1, "price_minor": 10_000, "currency": "INR"}  # fmt: skip
+    content_id = client.post("/contents", json=draft, headers=instructor).json()["content_id"]
+    client.post(f"/contents/{content_id}/publish", headers=instructor)
+    assert client.patch(f"/contents/{content_id}", json={"price_minor": 1}, headers=instructor).status_code == 200
+    order = client.post("/orders", json={"course_id": course_id}, headers=buyer).json()
+    assert order["unit_price_minor"] == 10_000
