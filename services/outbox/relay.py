@@ -3,7 +3,8 @@
 Guarantee: at-least-once with a stable event id. A crash after Kafka acknowledged a batch but before the rows were
 marked publishes that batch again on restart, with the same `event_id`s; consumers deduplicate on `event_id`. A crash
 anywhere else loses nothing: rows stay unpublished until a relay marks them. Rows are published in `id` order by
-one relay at a time (a transaction-scoped advisory lock), so one user's events keep their commit order.
+one relay at a time per outbox (a transaction-scoped advisory lock keyed by the outbox table), so one user's events
+keep their commit order.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import psycopg
 
 from suuupra.events import EventPublisher
 
-# Any constant shared by every relay of this outbox.
-RELAY_LOCK = 0x5EED_0B0C
+# One lock per outbox table: its OID (the table the search path resolves) keys the advisory lock, so relays of one
+# outbox take turns while relays of outboxes in other schemas of the same database never wait for each other.
+RELAY_LOCK_KEY = "SELECT pg_try_advisory_xact_lock('outbox'::regclass::oid::bigint)"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class OutboxRelay:
     def publish_batch(self, connection: psycopg.Connection[Any]) -> int:
         """One batch: returns how many events were published and marked (0 when nothing waits)."""
         with connection.transaction():
-            locked = connection.execute("SELECT pg_try_advisory_xact_lock(%s)", (RELAY_LOCK,)).fetchone()
+            locked = connection.execute(RELAY_LOCK_KEY).fetchone()
             if not locked or not locked[0]:
                 return 0
             rows = connection.execute(
