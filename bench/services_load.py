@@ -62,9 +62,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas import default_catalog
 from suuupra.events import make_registry
-from suuupra.platform.manager import Platform, components
+from suuupra.platform.manager import Platform, PlatformDownError, components
 from suuupra.schema_tools.registry_sync import register_all
-from suuupra.settings import Settings, TopicNames, environment_overrides, load_settings
+from suuupra.settings import Settings, environment_overrides, isolated_settings, load_settings
 from suuupra.topics.apply import apply_topics
 from suuupra.topics.spec import load_topic_specs
 
@@ -76,23 +76,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 IDLE_SAMPLE_S = 5.0
 
 
-class PlatformDownError(RuntimeError):
-    """The platform (or part of it) is not reachable."""
-
-
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile (share in [0, 1]) of a non-empty list."""
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
     return ordered[rank - 1]
-
-
-def check_platform(settings: Settings) -> None:
-    if not settings.is_local:
-        return  # a production platform is operated elsewhere; connection errors will say what is missing
-    down = [f"{s.name} ({s.health.detail})" for s in Platform(settings).status() if not s.health.ok]
-    if down:
-        raise PlatformDownError(f"not healthy: {', '.join(down)}")
 
 
 # --- the isolated environment ---------------------------------------------------------------------------------------
@@ -123,15 +111,12 @@ class Sandbox:
 @contextmanager
 def sandbox() -> Iterator[Sandbox]:
     base = load_settings()
-    check_platform(base)
+    if base.is_local:  # a production platform is operated elsewhere; connection errors will say what is missing
+        Platform(base).require_healthy()
     run_id = uuid.uuid4().hex[:8]
-    schema = f"bench_{run_id}"
-    settings = base.model_copy(
-        update={
-            "topics": TopicNames(**{k: f"bench-{run_id}.{v}" for k, v in TopicNames().model_dump().items()}),
-            "postgres": base.postgres.model_copy(update={"services_schema": schema}),
-        }
-    )
+    settings = isolated_settings(base, f"bench-{run_id}")
+    schema = settings.postgres.services_schema
+    assert schema is not None
     admin = AdminClient(settings.kafka.client_config())
     box = Sandbox(settings, schema, Path(tempfile.mkdtemp(prefix=f"bench-services-{run_id}-")), admin,
                   make_registry(settings))  # fmt: skip

@@ -8,6 +8,7 @@ the profile file ``infra/profiles/<profile>.toml``, then the defaults below (whi
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -338,3 +339,12 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
             for e in error.errors()
         )
         raise SettingsError(problems) from None
+
+
+def isolated_settings(settings: Settings, prefix: str) -> Settings:
+    """The settings with topics (`<prefix>.<name>`), a services schema and consumer-group prefix of their own, so a
+    test or a benchmark shares the platform with everything else without seeing or touching its data."""
+    topics = TopicNames(**{logical: f"{prefix}.{name}" for logical, name in TopicNames().model_dump().items()})
+    postgres = settings.postgres.model_copy(update={"services_schema": re.sub(r"[^a-z0-9_]", "_", prefix.lower())})
+    services = settings.services.model_copy(update={"consumer_group_prefix": f"{prefix}-services"})
+    return settings.model_copy(update={"topics": topics, "postgres": postgres, "services": services})

@@ -15,7 +15,7 @@ from schemas import default_catalog
 from suuupra.events import make_registry
 from suuupra.platform.manager import Platform
 from suuupra.schema_tools.registry_sync import register_all
-from suuupra.settings import Settings, TopicNames, load_settings
+from suuupra.settings import Settings, isolated_settings, load_settings
 from suuupra.topics.apply import apply_topics
 from suuupra.topics.spec import load_topic_specs
 
@@ -36,18 +36,13 @@ def platform(settings: Settings) -> Iterator[Platform]:
         platform.down()
 
 
-def isolated_topic_names(prefix: str) -> TopicNames:
-    defaults = TopicNames()
-    return TopicNames(**{logical: f"{prefix}.{name}" for logical, name in defaults.model_dump().items()})
-
-
 @pytest.fixture
 def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
     """Settings whose topics and services' PostgreSQL schema are this test's own (topics created, schemas
     registered), so tests never mix: a relay in one test cannot publish another test's outbox."""
-    prefix = f"test-{uuid.uuid4().hex[:10]}"
-    postgres = settings.postgres.model_copy(update={"services_schema": prefix.replace("-", "_")})
-    own = settings.model_copy(update={"topics": isolated_topic_names(prefix), "postgres": postgres})
+    own = isolated_settings(settings, f"test-{uuid.uuid4().hex[:10]}")
+    schema = own.postgres.services_schema
+    assert schema is not None
     admin = AdminClient(own.kafka.client_config())
     # Kept forever: tests use fixed past event times, which the declared retention would delete mid-test.
     specs = [replace(spec, retention_ms=-1) for spec in load_topic_specs(own)]
@@ -62,4 +57,4 @@ def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
         registry.delete_subject(registration.subject)
         registry.delete_subject(registration.subject, permanent=True)
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(postgres.services_schema)))
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -172,3 +172,12 @@ class Platform:
             health = component.health() if pid is not None else Health(False, "not running")
             statuses.append(ComponentStatus(component.name, pid, component.address, health))
         return statuses
+
+    def require_healthy(self) -> None:
+        """Raises PlatformDownError naming every component that is not running or not healthy."""
+        if down := [f"{s.name} ({s.health.detail})" for s in self.status() if not s.health.ok]:
+            raise PlatformDownError(f"not healthy: {', '.join(down)}; run `suuupra platform up`")
+
+
+class PlatformDownError(PlatformError):
+    """The platform (or part of it) is not reachable."""

@@ -5,10 +5,9 @@ import uuid
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from suuupra.platform.base import wait_until
-from suuupra.settings import Settings
+from suuupra.settings import Settings, isolated_settings
 from suuupra.topics.apply import apply_topics
 from suuupra.topics.spec import load_topic_specs
-from tests.conftest import isolated_topic_names
 
 
 def _retention(admin: AdminClient, topic: str) -> str:
@@ -17,7 +16,7 @@ def _retention(admin: AdminClient, topic: str) -> str:
 
 
 def test_apply_creates_then_reports_drift_and_never_deletes(settings: Settings, platform: object) -> None:
-    own = settings.model_copy(update={"topics": isolated_topic_names(f"apply-{uuid.uuid4().hex[:8]}")})
+    own = isolated_settings(settings, f"apply-{uuid.uuid4().hex[:8]}")
     admin = AdminClient(own.kafka.client_config())
     specs = load_topic_specs(own)
 
