@@ -34,25 +34,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors.avro.values import to_wire
 from schemas import Catalog, default_catalog
 from services.outbox.relay import OutboxRelay, RelayReport
 from services.outbox.store import create_outbox, enqueue
-from suuupra.events import EventPublisher, make_registry
+from suuupra.events import EventPublisher
+from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform, PlatformDownError
-from suuupra.schema_tools.registry_sync import register_all
-from suuupra.settings import Settings, isolated_settings, load_settings
+from suuupra.settings import Settings, load_settings
 from suuupra.simulate.journeys import SimulationProfile, generate
-from suuupra.topics.apply import apply_topics
-from suuupra.topics.spec import load_topic_specs
 
 
 @dataclass
@@ -60,9 +56,6 @@ class Sandbox:
     settings: Settings
     schema: str
     catalog: Catalog
-    admin: AdminClient
-    registry: SchemaRegistryClient
-    subjects: list[str] = field(default_factory=list)
 
     @property
     def dsn(self) -> str:
@@ -74,31 +67,12 @@ def sandbox() -> Iterator[Sandbox]:
     base = load_settings()
     if base.is_local:  # a production platform is operated elsewhere; connection errors will say what is missing
         Platform(base).require_healthy()
-    run_id = uuid.uuid4().hex[:8]
-    settings = isolated_settings(base, f"bench-{run_id}")
-    schema = settings.postgres.services_schema
-    assert schema is not None
-    admin = AdminClient(settings.kafka.client_config())
-    box = Sandbox(settings, schema, default_catalog(), admin, make_registry(settings))
-    with psycopg.connect(base.postgres.dsn(), autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
+    with isolated_environment(base, f"bench-{uuid.uuid4().hex[:8]}") as settings:
+        assert settings.postgres.services_schema is not None
+        box = Sandbox(settings, settings.postgres.services_schema, default_catalog())
         with psycopg.connect(box.dsn, autocommit=True) as connection:
             create_outbox(connection)
-        # The simulator's event times are in the past: kept until deleted, whatever the declared retention.
-        apply_topics(admin, [replace(spec, retention_ms=-1) for spec in load_topic_specs(settings)])
-        box.subjects = [r.subject for r in register_all(settings, box.catalog, box.registry)]
         yield box
-    finally:
-        with suppress(Exception), psycopg.connect(base.postgres.dsn(), autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        for future in admin.delete_topics(list(settings.topics.model_dump().values())).values():
-            with suppress(Exception):
-                future.result(timeout=60)
-        for subject in box.subjects:
-            with suppress(Exception):
-                box.registry.delete_subject(subject)
-                box.registry.delete_subject(subject, permanent=True)
 
 
 def line(label: str, events: int, size: int, seconds: float, note: str = "") -> None:
@@ -172,7 +146,7 @@ def run(box: Sandbox, args: argparse.Namespace) -> int:
     print(f"{len(events):,} simulated events ({mix} event types) generated in {time.perf_counter() - began:.2f} s "
           f"(not timed); mean outbox payload {payload_bytes / len(timed):.0f} bytes of JSON")  # fmt: skip
 
-    publisher = EventPublisher(box.settings, box.catalog, box.registry)
+    publisher = EventPublisher(box.settings, box.catalog)
     relay = OutboxRelay(box.dsn, publisher, batch_size=args.batch_size)
     if warm:
         write_outbox(box, warm, args.per_transaction, "")

@@ -9,7 +9,8 @@ fraud stand-in approves each payment, the saga posts the ledger, marks the order
 pay phases also carry that work; `--up-args=--no-saga` leaves it out). Everything it writes is its own and removed
 at the end: a PostgreSQL schema (bench_<id>, every service table and the outbox: the setting postgres.services_schema),
 topics (bench-<id>.*, with their registry subjects) and the saga workers' consumer groups (the setting
-services.consumer_group_prefix, bench-<id>-services). The dev tables, topics and groups are not touched.
+services.consumer_group_prefix, bench-<id>-services; see suuupra/isolation.py). The dev tables, topics and groups
+are not touched.
 
 Setup (not timed): an instructor registers, creates and publishes a course. Then, one phase after the other, each
 with `--concurrency` workers (threads, one keep-alive httpx client each), `--warmup` untimed requests followed by
@@ -50,23 +51,17 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from schemas import default_catalog
-from suuupra.events import make_registry
+from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform, PlatformDownError, components
-from suuupra.schema_tools.registry_sync import register_all
-from suuupra.settings import Settings, environment_overrides, isolated_settings, load_settings
-from suuupra.topics.apply import apply_topics
-from suuupra.topics.spec import load_topic_specs
+from suuupra.settings import Settings, environment_overrides, load_settings
 
 SUUUPRA = str(Path(sys.executable).parent / "suuupra")
 PASSWORD = "Learn-Streams-2026"
@@ -91,9 +86,6 @@ class Sandbox:
     settings: Settings
     schema: str
     workdir: Path
-    admin: AdminClient
-    registry: SchemaRegistryClient
-    subjects: list[str] = field(default_factory=list)
 
     @property
     def dsn(self) -> str:
@@ -103,10 +95,6 @@ class Sandbox:
     def run_id(self) -> str:
         return self.schema.removeprefix("bench_")
 
-    @property
-    def group_prefix(self) -> str:
-        return f"bench-{self.run_id}-services"
-
 
 @contextmanager
 def sandbox() -> Iterator[Sandbox]:
@@ -114,35 +102,13 @@ def sandbox() -> Iterator[Sandbox]:
     if base.is_local:  # a production platform is operated elsewhere; connection errors will say what is missing
         Platform(base).require_healthy()
     run_id = uuid.uuid4().hex[:8]
-    settings = isolated_settings(base, f"bench-{run_id}")
-    schema = settings.postgres.services_schema
-    assert schema is not None
-    admin = AdminClient(settings.kafka.client_config())
-    box = Sandbox(settings, schema, Path(tempfile.mkdtemp(prefix=f"bench-services-{run_id}-")), admin,
-                  make_registry(settings))  # fmt: skip
-    with psycopg.connect(base.postgres.dsn(), autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
-        # Kept until deleted: the retention must not matter however long a run takes.
-        apply_topics(admin, [replace(spec, retention_ms=-1) for spec in load_topic_specs(settings)])
-        box.subjects = [r.subject for r in register_all(settings, default_catalog(), box.registry)]
-        yield box
-    finally:
-        with suppress(Exception), psycopg.connect(base.postgres.dsn(), autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        for future in admin.delete_topics(list(settings.topics.model_dump().values())).values():
-            with suppress(Exception):
-                future.result(timeout=60)
-        for subject in box.subjects:
-            with suppress(Exception):
-                box.registry.delete_subject(subject)
-                box.registry.delete_subject(subject, permanent=True)
-        with suppress(Exception):
-            listed = admin.list_consumer_groups().result(timeout=30)
-            groups = [g.group_id for g in listed.valid if g.group_id.startswith(box.group_prefix)]
-            for future in (admin.delete_consumer_groups(groups) if groups else {}).values():
-                future.result(timeout=30)
-        shutil.rmtree(box.workdir, ignore_errors=True)
+    with isolated_environment(base, f"bench-{run_id}") as settings:
+        assert settings.postgres.services_schema is not None
+        box = Sandbox(settings, settings.postgres.services_schema, Path(tempfile.mkdtemp(prefix=f"bench-{run_id}-")))
+        try:
+            yield box
+        finally:
+            shutil.rmtree(box.workdir, ignore_errors=True)
 
 
 def machine_busy_seconds() -> float:
@@ -227,7 +193,7 @@ def running_services(box: Sandbox, up_args: list[str], timeout_s: float = 60.0) 
         **os.environ,
         **environment_overrides(box.settings, "topics"),
         "SUUUPRA_POSTGRES__SERVICES_SCHEMA": box.schema,
-        "SUUUPRA_SERVICES__CONSUMER_GROUP_PREFIX": box.group_prefix,  # the saga workers' consumer groups
+        **environment_overrides(box.settings, "services"),  # the saga workers' consumer groups (removed afterwards)
     }
     log_path = box.workdir / "services.log"
     with log_path.open("wb") as log:

@@ -5,7 +5,6 @@ cannot process goes to the dead-letter topic instead of stalling it."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +25,8 @@ SETTLE_S = 60.0
 
 
 def _with_services(isolated: Settings, **services: Any) -> Settings:
-    group_prefix = f"test-saga-{uuid.uuid4().hex[:8]}"
-    own = isolated.services.model_copy(update={"consumer_group_prefix": group_prefix, **services})
-    return isolated.model_copy(update={"services": own})
+    """The test's settings (own topics, schema and consumer-group prefix) with other saga timings."""
+    return isolated.model_copy(update={"services": isolated.services.model_copy(update=services)})
 
 
 @pytest.fixture
