@@ -8,6 +8,7 @@ from pathlib import Path
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
+from suuupra.platform.flink_jars import missing_flink_jars
 from suuupra.settings import Settings
 
 
@@ -16,12 +17,12 @@ class JobSetupError(RuntimeError):
 
 
 def connector_jars(settings: Settings) -> list[Path]:
-    jars = sorted(settings.paths.flink_jars.glob("*.jar"))
-    if not any(jar.name.startswith("flink-sql-connector-kafka") for jar in jars):
+    missing = missing_flink_jars(settings)
+    if missing:
         raise JobSetupError(
-            f"the Flink Kafka connector jar is missing from {settings.paths.flink_jars}: run `suuupra platform install`"
+            f"jars missing from {settings.paths.flink_jars}: {'; '.join(missing)}; run `suuupra platform install`"
         )
-    return jars
+    return sorted(settings.paths.flink_jars.glob("*.jar"))
 
 
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:
@@ -38,7 +39,13 @@ def flink_configuration(settings: Settings, job_name: str) -> Configuration:
         "execution.checkpointing.num-retained": "3",
         "state.backend.type": flink.state_backend,
         "table.local-time-zone": "UTC",
-        "table.exec.source.idle-timeout": f"{flink.source_idle_timeout_s} s",
+        # Aggregates update continuously: fold a mini-batch of updates into one per key (local-global aggregation).
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": f"{flink.mini_batch_latency_ms} ms",
+        "table.exec.mini-batch.size": str(flink.mini_batch_rows),
+        "table.exec.state.ttl": f"{flink.state_ttl_h} h",
+        # The sinks' primary keys are the queries' upsert keys: no materializer needed in front of them.
+        "table.exec.sink.upsert-materialize": "NONE",
         "python.fn-execution.bundle.size": str(flink.python_bundle_size),
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,

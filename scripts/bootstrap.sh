@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Suuupra Streams needs, from the package registries only:
 #   Debian packages (ClickHouse, Redis, PostgreSQL, Maven), the Python environment in .venv (one pip command,
-#   so pip honours Apache Beam's pins), and the JVM components from Maven Central (Kafka, Apicurio Registry).
+#   so pip honours Apache Beam's pins), and the JVM components from Maven Central (Kafka, Apicurio Registry, the
+#   Flink connectors) plus the jobs' own Java functions (connectors/jvm, compiled with Maven).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v mvn >/dev/null || missing+=(maven)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+# connectors/jvm (the jobs' Java functions) is compiled here.
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

@@ -175,12 +175,21 @@ class FlinkSettings(BaseModel):
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"
     rest_port: int = 8081
-    # The watermark trails the newest event time by this much; an event older than the watermark is late.
+    # The late rule: an event older than the newest event already seen in its Kafka partition by more than this is
+    # late (recorded in `late_events`, kept out of the aggregates). No watermark decides anything in the analytics
+    # job, so idle or back-pressured partitions neither stall results nor drop events (docs/analytics.md).
     max_out_of_orderness_s: int = 30
-    # A partition without data for this long stops holding the watermark back.
-    source_idle_timeout_s: int = 10
-    sink_batch_rows: int = 5000
-    sink_batch_delay_s: float = 1.0
+    # Aggregates are updated continuously; Flink folds the updates of this long into one write per key.
+    mini_batch_latency_ms: int = Field(default=1000, gt=0)
+    mini_batch_rows: int = Field(default=20_000, gt=0)
+    # Keyed state untouched for this long is dropped (processing time): an aggregate key can only be revisited by an
+    # event within the late rule's bound of its partition's newest event, so a week is ample.
+    state_ttl_h: int = Field(default=168, gt=0)
+    # The JDBC sinks into ClickHouse: a batch is written at this many rows or after this delay, retried on failure.
+    sink_batch_rows: int = Field(default=20_000, gt=0)
+    sink_batch_delay_s: float = Field(default=0.5, gt=0)
+    sink_max_retries: int = Field(default=5, ge=0)
+    sink_parallelism: int | None = Field(default=None, description="Defaults to the job's parallelism.")
     python_bundle_size: int = 5000
 
 
@@ -207,6 +216,9 @@ class PathSettings(BaseModel):
     topics_file: Path = PROJECT_ROOT / "infra" / "topics.yaml"
     schemas_dir: Path = PROJECT_ROOT / "schemas"
     maven_pom: Path = PROJECT_ROOT / "infra" / "maven" / "pom.xml"
+    jvm_connectors: Path = Field(
+        default=PROJECT_ROOT / "connectors" / "jvm", description="The Maven project of the jobs' JVM functions."
+    )
 
     @property
     def lib_dir(self) -> Path:

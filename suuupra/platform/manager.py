@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
 from suuupra.platform.clickhouse import ClickHouse
+from suuupra.platform.flink_jars import flink_jars_installed, jvm_connectors_built, jvm_connectors_stamp
 from suuupra.platform.kafka import Kafka
 from suuupra.platform.postgres import Postgres
 from suuupra.platform.redis import Redis
@@ -59,8 +60,10 @@ class Platform:
         ]
         if missing_apt:
             self._apt_install(missing_apt)
-        if not all(c.is_installed() for c in self.components):
+        if not all(c.is_installed() for c in self.components) or not flink_jars_installed(self.settings):
             self._maven_fetch()
+        if not jvm_connectors_built(self.settings):
+            self._build_jvm_connectors()
         still_missing = [c for c in self.components if not c.is_installed()]
         if still_missing:
             hints = "; ".join(f"{c.name}: {c.install_hint()}" for c in still_missing)
@@ -93,6 +96,18 @@ class Platform:
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise PlatformError(f"maven fetch failed: {(result.stdout + result.stderr).strip()[-1500:]}")
+
+    def _build_jvm_connectors(self) -> None:
+        self.report("building the jobs' JVM functions and ClickHouse dialect (connectors/jvm)")
+        args = [self.settings.platform.maven, "-q", "-B", "-f", str(self.settings.paths.jvm_connectors / "pom.xml"),
+                f"-Dplatform.lib={self.settings.paths.lib_dir}", "package"]  # fmt: skip
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise PlatformError(f"building connectors/jvm failed: {(result.stdout + result.stderr).strip()[-1500:]}")
+        stamp = jvm_connectors_stamp(self.settings)
+        for old in stamp.parent.glob("jvm-connectors-*"):
+            old.unlink()
+        stamp.touch()
 
     # --- up / down / status ----------------------------------------------------------------------
     @contextmanager

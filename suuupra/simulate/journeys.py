@@ -491,6 +491,7 @@ class _Simulator:
             "is_free_preview": content.lesson_number == 1,
             "price_minor": course.price_minor,
             "currency": CURRENCY,
+            "course_title": course.title,
         }
 
     def _content_window(self) -> tuple[int, int]:

@@ -104,6 +104,16 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
             user_sessions.add((user, _utc(start), _utc(end), (end - start) // 1000, len(session), len(watched)))
             session = [value] if value is not None else []
 
+    published: dict[str, dict[str, Any]] = {}
+    for event in events:
+        value = event.value
+        if value["event_type"] == "content.published":
+            newest = published.get(value["content_id"])
+            if newest is None or value["revision"] > newest["revision"]:
+                published[value["content_id"]] = value
+    content_dim = {(v["content_id"], v["course_id"], v["title"], v.get("course_title") or "", v["revision"])
+                   for v in published.values()}  # fmt: skip
+
     late_events = {
         (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, lateness) for e, lateness in late
     }
@@ -116,6 +126,7 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
         "user_sessions": user_sessions,
         "late_events": late_events,
         "raw_events": raw_events,
+        "content_dim": content_dim,
     }
 
 
@@ -128,8 +139,9 @@ ACTUAL_QUERIES = {
     "FROM {db}.revenue_minute FINAL",
     "funnel_hour": "SELECT window_start, viewed, ordered, paid, enrolled FROM {db}.funnel_hour FINAL",
     "user_sessions": "SELECT user_id, session_start, session_end, duration_seconds, events, contents_watched "
-    "FROM {db}.user_sessions FINAL",
+    "FROM {db}.user_sessions FINAL WHERE deleted = 0",
     "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset, lateness_ms "
     "FROM {db}.late_events FINAL",
     "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.raw_events FINAL",
+    "content_dim": "SELECT content_id, course_id, title, course_title, revision FROM {db}.content_dim FINAL",
 }

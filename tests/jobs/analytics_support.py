@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors.clickhouse.backend import ClickHouseBackend
 from connectors.kafka.dead_letter import read_dead_letters
+from jobs.analytics import source_topics
 from suuupra.clickhouse.migrate import server_backend
 from suuupra.events import EventPublisher, event_consumer
 from suuupra.settings import Settings, environment_overrides
@@ -48,8 +49,7 @@ def _publish(settings: Settings, count: int, seed: int) -> int:
 
 
 def _source_topics(settings: Settings) -> list[str]:
-    topics = settings.topics
-    return sorted({topics.clickstream, topics.commerce, topics.payment, topics.user})
+    return source_topics(settings)
 
 
 def _kafka_events(settings: Settings) -> list[KafkaEvent]:
@@ -70,10 +70,16 @@ def _dead_letter_offsets(settings: Settings) -> set[tuple[str, str, str]]:
     return {(h["original.topic"], h["original.partition"], h["original.offset"]) for h in (x.headers for x in letters)}
 
 
-def _differences(settings: Settings) -> dict[str, str]:
-    """Per table, what ClickHouse holds that the oracle does not expect, and the reverse (empty: all equal)."""
+def expected_for(settings: Settings) -> dict[str, set[tuple[Any, ...]]]:
+    """The oracle's tables for what the job's topics hold now."""
     expected = expected_tables(_kafka_events(settings), settings.flink.max_out_of_orderness_s * 1000)
     assert expected["late_events"], "the input must contain late events"
+    return expected
+
+
+def _differences(settings: Settings, expected: dict[str, set[tuple[Any, ...]]] | None = None) -> dict[str, str]:
+    """Per table, what ClickHouse holds that the oracle does not expect, and the reverse (empty: all equal)."""
+    expected = expected if expected is not None else expected_for(settings)
     backend = server_backend(settings)
     try:
         actual = _actual(backend, settings.clickhouse.database)
@@ -97,12 +103,3 @@ def raw_rows(settings: Settings) -> int:
         return int(backend.query(f"SELECT count() FROM {settings.clickhouse.database}.raw_events FINAL").rows[0][0])
     finally:
         backend.close()
-
-
-def close_all_windows(settings: Settings, after_ms: int) -> None:
-    """An unbounded job closes a window only when the watermark passes it: one event far ahead of the rest (of a
-    type no aggregate reads) moves it past every window once the other partitions have gone idle."""
-    event = next(e for e in generate(SimulationProfile(seed=99), 2000) if e.event_type == "payment.fraud_decided")
-    publisher = EventPublisher(settings)
-    publisher.publish({**event.value, "event_time": after_ms + 4 * 3_600_000})
-    publisher.flush()

@@ -21,9 +21,7 @@ from tests.jobs.analytics_support import (
     _dead_letter_offsets,
     _differences,
     _environment,
-    _kafka_events,
     _publish,
-    close_all_windows,
     raw_rows,
 )
 
@@ -75,8 +73,6 @@ def test_kill_and_restore_from_checkpoint_gives_the_same_aggregates(job_settings
 
     restored = _start_job(job_settings, "--restore", "latest")
     try:
-        last_event_ms = max(e.time for e in _kafka_events(job_settings))
-        close_all_windows(job_settings, last_event_ms)
         assert wait_until(lambda: _differences(job_settings) == {}, 300, interval=3), _differences(job_settings)
     finally:
         _kill(restored)

@@ -18,9 +18,7 @@ from tests.jobs.analytics_support import (
     _dead_letter_offsets,
     _differences,
     _environment,
-    _kafka_events,
     _publish,
-    close_all_windows,
     raw_rows,
 )
 
@@ -70,7 +68,6 @@ def test_stop_with_savepoint_and_resume_from_it_gives_the_same_aggregates(
 
     run(*submit, "--restore", str(savepoint))
     try:
-        close_all_windows(job_settings, max(e.time for e in _kafka_events(job_settings)))
         assert wait_until(lambda: _differences(job_settings) == {}, 300, interval=3), _differences(job_settings)
         assert len(_dead_letter_offsets(job_settings)) == malformed
     finally:

@@ -1,6 +1,7 @@
 -- title: Late events
--- description: Events that arrived behind the watermark and were kept out of the aggregates, per event type (last N
---   hours of data, or all): how many, by how much (milliseconds), and the event time they span.
+-- description: Events older than their partition's newest event by more than the allowed out-of-orderness, kept
+--   out of the aggregates, per event type (last N hours of data, or all): how many, by how much (milliseconds),
+--   and the event time they span.
 SELECT
     event_type,
     count() AS late_events,

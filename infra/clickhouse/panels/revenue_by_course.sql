@@ -1,8 +1,9 @@
 -- title: Revenue by course
--- description: Captured revenue and payments per course and currency, highest first (last N hours of data,
---   or all). revenue_minor is exact integer minor units; revenue is the same amount in major units, built from
+-- description: Captured revenue and payments per course (named by its title) and currency, highest first (last N
+--   hours of data, or all). revenue_minor is exact integer minor units; revenue is the same amount in major units, built from
 --   integer division and remainder so it is exact too.
 SELECT
+    if(course_title = '', course_id, course_title) AS course,
     course_id,
     currency,
     payments,
@@ -29,5 +30,12 @@ FROM
     FROM {database}.revenue_minute FINAL
     WHERE {hours} = 0 OR window_start > (SELECT max(window_start) FROM {database}.revenue_minute) - {hours} * 3600
     GROUP BY course_id, currency
-)
+) AS revenue
+ANY LEFT JOIN
+(
+    -- A course's title, from the content dimension of its lessons.
+    SELECT course_id, anyIf(course_title, course_title != '') AS course_title
+    FROM {database}.content_dim FINAL
+    GROUP BY course_id
+) AS courses USING course_id
 ORDER BY revenue_minor DESC, course_id, currency

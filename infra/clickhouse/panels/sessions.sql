@@ -9,6 +9,8 @@ SELECT
     round(avg(events), 2) AS avg_events,
     round(avg(contents_watched), 2) AS avg_contents
 FROM {database}.user_sessions FINAL
-WHERE {hours} = 0 OR session_start > (SELECT max(session_start) FROM {database}.user_sessions) - {hours} * 3600
+-- A session absorbed by a later merge is kept as a deleted row.
+WHERE deleted = 0
+    AND ({hours} = 0 OR session_start > (SELECT max(session_start) FROM {database}.user_sessions) - {hours} * 3600)
 GROUP BY hour
 ORDER BY hour DESC

@@ -43,7 +43,8 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
     ],
     "user_sessions": [
         ("user_id", "String"), ("session_start", "DateTime('UTC')"), ("session_end", "DateTime('UTC')"),
-        ("duration_seconds", "UInt32"), ("events", "UInt32"), ("contents_watched", "UInt32"),
+        ("duration_seconds", "UInt32"), ("events", "UInt32"), ("contents_watched", "UInt32"), ("version", "UInt64"),
+        ("deleted", "UInt8"),
     ],
     "revenue_minute": [
         ("window_start", "DateTime('UTC')"), ("course_id", "String"), ("payment_method", "String"),
@@ -57,7 +58,11 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
     "late_events": [
         ("event_id", "String"), ("event_type", "String"), ("user_id", "String"), ("event_time", "DateTime('UTC')"),
         ("watermark", "DateTime('UTC')"), ("lateness_ms", "Int64"), ("topic", "String"), ("partition", "Int32"),
-        ("kafka_offset", "Int64"),
+        ("kafka_offset", "Int64"), ("reason", "String"),
+    ],
+    "content_dim": [
+        ("content_id", "String"), ("course_id", "String"), ("title", "String"), ("course_title", "String"),
+        ("revision", "Int32"), ("published_at", "DateTime('UTC')"),
     ],
 }  # fmt: skip
 KEYS = {
@@ -68,6 +73,7 @@ KEYS = {
     "funnel_hour": ("window_start",),
     "registrations_minute": ("window_start",),
     "late_events": ("event_type", "event_time", "event_id"),
+    "content_dim": ("content_id",),
 }
 REQUIRED_PANELS = {
     "content_engagement",
@@ -143,15 +149,23 @@ def sample_rows() -> Rows:
         start = _minute(s * 6)
         duration = 60 + s * 37
         rows["user_sessions"].append(
-            (_uid(2000 + s % 9), start, start + dt.timedelta(seconds=duration), duration, 3 + s % 5, s % 4)
+            (_uid(2000 + s % 9), start, start + dt.timedelta(seconds=duration), duration, 3 + s % 5, s % 4, 1, 0)
         )
     for e in range(25):
         when = _minute(e * 7)
         lateness = 1_000 + e * 997
         rows["late_events"].append(
             (_uid(9000 + e), ("clickstream.content_viewed", "payment.approved", "order.paid")[e % 3], _uid(3000 + e),
-             when, when + dt.timedelta(milliseconds=lateness), lateness, "clickstream.events", e % 3, 10_000 + e)
+             when, when + dt.timedelta(milliseconds=lateness), lateness, "clickstream.events", e % 3, 10_000 + e,
+             "older than its partition's newest event")
         )  # fmt: skip
+    # Revisions in increasing order, so the last written is also the highest (what ReplacingMergeTree(revision) keeps).
+    for c in range(3):
+        for revision in range(1, 3 + c):
+            rows["content_dim"].append(
+                (f"content-{c}", f"course-{c % 2}", f"Lesson {c} (rev {revision})", f"Course {c % 2}", revision,
+                 _minute(revision))
+            )  # fmt: skip
     return dict(rows)
 
 

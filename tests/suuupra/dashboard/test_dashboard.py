@@ -48,12 +48,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "event_id", "event_type", "event_time", "event_time_ms", "user_id", "correlation_id", "producer", "topic",
         "partition", "kafka_offset", "payload",
     ),
+    "content_dim": ("content_id", "course_id", "title", "course_title", "revision", "published_at"),
 }  # fmt: skip
 COURSES = {
     "course-python-101": ["python-101-l01-variables", "python-101-l02-loops", "python-101-l03-functions"],
     "course-sql-201": ["sql-201-l01-joins", "sql-201-l02-window-functions"],
     "course-ml-301": ["ml-301-l01-regression"],
 }
+COURSE_TITLES = {
+    "course-python-101": "Python 101", "course-sql-201": "SQL 201", "course-ml-301": "Machine Learning 301",
+}  # fmt: skip
 PRICES_PAISE = {"course-python-101": 49_900, "course-sql-201": 129_900, "course-ml-301": 299_900}
 METHODS = ("UPI", "CARD", "NETBANKING")
 
@@ -137,6 +141,11 @@ def sample_rows() -> Rows:
              _user(rng.randrange(40)), str(uuid.UUID(int=0xC0_0000 + e // 3)), "web", "clickstream.events", e % 3,
              5_000 + e, json.dumps(payload))
         )  # fmt: skip
+    for course, content in contents:
+        # Two revisions: the dimension shows the newer title.
+        for revision in (1, 2):
+            title = f"{content.split('-', 2)[2].replace('-', ' ').title()} (rev {revision})"
+            rows["content_dim"].append((content, course, title, COURSE_TITLES[course], revision, T0))
     return rows
 
 
@@ -259,16 +268,17 @@ def test_panel_api(dashboard: tuple[str, Counter[str]], loaded: tuple[ClickHouse
         answer = client.get("/api/panels/revenue_by_course")
         assert answer.status_code == 200
         body = answer.json()
-        assert body["columns"] == ["course_id", "currency", "payments", "revenue_minor", "revenue"]
-        assert body["kinds"] == ["text", "text", "number", "number", "text"]
+        assert body["columns"] == ["course", "course_id", "currency", "payments", "revenue_minor", "revenue"]
+        assert body["kinds"] == ["text", "text", "text", "number", "number", "text"]
         totals: Counter[tuple[str, str]] = Counter()
         for row in rows["revenue_minute"]:
             totals[(row[1], row[3])] += row[4]
-        for course, currency, _, minor, revenue in body["rows"]:
+        for name, course, currency, _, minor, revenue in body["rows"]:
+            assert name == COURSE_TITLES[course], "courses are named by their titles"
             assert minor == totals[(course, currency)]
             sign = "-" if minor < 0 else ""
             assert revenue == f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
-        assert ["course-ml-301", "USD", 1, 3_599, "35.99"] in body["rows"]
+        assert ["Machine Learning 301", "course-ml-301", "USD", 1, 3_599, "35.99"] in body["rows"]
 
         # Datetimes in ISO-8601 (UTC); `hours` counts back from the newest row.
         recent = client.get("/api/panels/registrations", params={"hours": 1}).json()

@@ -1,0 +1,107 @@
+"""Flink SQL tables and functions whose per-record work runs in the JVM, for jobs to declare in a few lines.
+
+- Kafka sources read the raw bytes (`raw` format): decoding is a function call, so an unreadable record becomes a
+  row with its reason (for a dead-letter sink) instead of failing the job as Flink's `avro-confluent` format does.
+- `decode_avro(payload, registry_url, result_type)` (connectors/jvm, `AvroConfluentDecode`): Confluent-framed Avro
+  into the named columns of a wide row, plus ok / error / error_code / payload_json.
+- `gap_sessions(input => TABLE t PARTITION BY key, gap_ms => ..., bound_ms => ...)` (`GapSessions`): gap sessions
+  kept current on every event, versioned for a ReplacingMergeTree.
+- ClickHouse sinks through Flink's JDBC connector with the project's ClickHouse dialect: batched inserts, retries,
+  and with a primary key one row per key and batch (an upsert into a ReplacingMergeTree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyflink.table import StreamTableEnvironment
+
+from connectors.kafka.config import ConfigValue
+
+JVM_FUNCTIONS = {
+    "decode_avro": "com.suuupra.flink.avro.AvroConfluentDecode",
+    "gap_sessions": "com.suuupra.flink.sessions.GapSessions",
+}
+DECODE_STATUS_COLUMNS = "ok BOOLEAN, error STRING, error_code STRING, payload_json STRING"
+
+
+@dataclass(frozen=True)
+class DecodedField:
+    """A top-level field of the events, read by name from whichever writer schema a record has."""
+
+    name: str
+    sql_type: str  # STRING (strings, uuids, enums), BIGINT (longs, timestamp-millis), INT, DOUBLE, BOOLEAN
+
+
+def register_jvm_functions(t_env: StreamTableEnvironment) -> None:
+    for name, java_class in JVM_FUNCTIONS.items():
+        t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def with_clause(options: Mapping[str, str]) -> str:
+    return ",\n".join(f"{sql_string(key)} = {sql_string(value)}" for key, value in options.items())
+
+
+def decode_call(column: str, registry_url: str, fields: Sequence[DecodedField]) -> str:
+    """The SQL expression decoding `column`; its ROW has the status columns, then `fields` in order."""
+    row = ", ".join([DECODE_STATUS_COLUMNS, *(f"`{field.name}` {field.sql_type}" for field in fields)])
+    return f"decode_avro({column}, {sql_string(registry_url)}, {sql_string(f'ROW<{row}>')})"
+
+
+def kafka_raw_options(
+    client_config: Mapping[str, ConfigValue], topics: Sequence[str], group_id: str | None, bounded: bool
+) -> dict[str, str]:
+    """A Kafka table of raw key and value bytes; resumes from the group's offsets (earliest for a new group)."""
+    options = {
+        "connector": "kafka",
+        "topic": ";".join(topics),
+        "key.format": "raw",
+        "key.fields": "record_key",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+        **{f"properties.{key}": str(value) for key, value in client_config.items()},
+    }
+    if group_id is not None:
+        options |= {
+            "properties.group.id": group_id,
+            "scan.startup.mode": "group-offsets",
+            "properties.auto.offset.reset": "earliest",
+        }
+    if bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    return options
+
+
+@dataclass(frozen=True)
+class ClickHouseJdbc:
+    """Where and how a job's JDBC sinks write (native protocol, the `clickhouse-native-jdbc` driver)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    batch_rows: int
+    batch_delay_s: float
+    max_retries: int
+    parallelism: int | None = None
+
+    def options(self, table: str) -> dict[str, str]:
+        options = {
+            "connector": "jdbc",
+            "url": f"jdbc:clickhouse://{self.host}:{self.port}/{self.database}",
+            "table-name": table,
+            "sink.buffer-flush.max-rows": str(self.batch_rows),
+            "sink.buffer-flush.interval": f"{int(self.batch_delay_s * 1000)} ms",
+            "sink.max-retries": str(self.max_retries),
+        }
+        if self.password:  # the connector wants both or neither; the driver's default user has no password
+            options |= {"username": self.user, "password": self.password}
+        if self.parallelism is not None:
+            options["sink.parallelism"] = str(self.parallelism)
+        return options

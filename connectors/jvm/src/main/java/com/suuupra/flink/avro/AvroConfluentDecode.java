@@ -1,0 +1,256 @@
+package com.suuupra.flink.avro;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryDecoder;
+import org.apache.avro.io.DecoderFactory;
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.ScalarFunction;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.inference.InputTypeStrategies;
+import org.apache.flink.table.types.inference.TypeInference;
+import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.LogicalTypeRoot;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.types.Row;
+
+/**
+ * Decodes a Confluent-framed Avro record (magic byte 0, 4-byte schema id, Avro body) into the row a job asks for.
+ *
+ * <pre>decode_avro(payload BYTES, 'http://registry/apis/ccompat/v7', 'ROW&lt;ok BOOLEAN, error STRING,
+ *     error_code STRING, payload_json STRING, event_id STRING, event_time BIGINT, ...&gt;')</pre>
+ *
+ * The third argument names the result: four status fields, then any top-level fields of the writer's record, by
+ * name (absent ones are NULL), so records of many writer schemas on one topic land in one wide row. A record that
+ * cannot be read does not fail the job: its row has {@code ok = FALSE} and the reason, for a dead-letter sink.
+ * An unreachable registry does fail it (the record may be fine): the restart strategy retries from the checkpoint.
+ */
+public class AvroConfluentDecode extends ScalarFunction {
+    private static final long serialVersionUID = 1L;
+
+    public static final String MALFORMED = "malformed_record";
+    public static final String UNKNOWN_SCHEMA = "unknown_schema";
+    public static final String INCOMPATIBLE_SCHEMA = "incompatible_schema";
+    private static final int STATUS_FIELDS = 4;
+    /** Avro allocates a string or array of the length a record claims before reading it: bound that. */
+    private static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
+
+    static {
+        String limit = Long.toString(MAX_RECORD_BYTES);
+        System.setProperty("org.apache.avro.limits.string.maxLength", limit);
+        System.setProperty("org.apache.avro.limits.bytes.maxLength", limit);
+        System.setProperty("org.apache.avro.limits.collectionItems.maxLength", limit);
+    }
+
+    private transient Map<Integer, WriterSchema> writers;
+    private transient RegistryLookup registry;
+    private transient String registryUrl;
+    private transient FieldReader[] readers;
+    private transient BinaryDecoder reusable;
+
+    @Override
+    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        return TypeInference.newBuilder()
+                .inputTypeStrategy(InputTypeStrategies.sequence(
+                        InputTypeStrategies.explicit(DataTypes.BYTES()),
+                        InputTypeStrategies.and(InputTypeStrategies.LITERAL,
+                                InputTypeStrategies.explicit(DataTypes.STRING())),
+                        InputTypeStrategies.and(InputTypeStrategies.LITERAL,
+                                InputTypeStrategies.explicit(DataTypes.STRING()))))
+                .outputTypeStrategy(call -> {
+                    String declared = call.getArgumentValue(2, String.class).orElseThrow(
+                            () -> call.newValidationError("decode_avro: the result type must be a string literal"));
+                    DataType type = typeFactory.createDataType(declared);
+                    validateResultType(type.getLogicalType());
+                    return Optional.of(type);
+                })
+                .build();
+    }
+
+    private static void validateResultType(LogicalType type) {
+        if (!(type instanceof RowType row)) {
+            throw new IllegalArgumentException("decode_avro: the result type must be a ROW, not " + type);
+        }
+        List<String> names = row.getFieldNames();
+        if (names.size() < STATUS_FIELDS || !names.subList(0, STATUS_FIELDS).equals(
+                List.of("ok", "error", "error_code", "payload_json"))) {
+            throw new IllegalArgumentException(
+                    "decode_avro: the result ROW must start with ok, error, error_code, payload_json; got " + names);
+        }
+        for (RowType.RowField field : row.getFields().subList(STATUS_FIELDS, names.size())) {
+            FieldReader.forType(field.getName(), field.getType()); // throws on an unsupported type
+        }
+    }
+
+    @Override
+    public void open(FunctionContext context) {
+        writers = new ConcurrentHashMap<>();
+    }
+
+    public Row eval(byte[] payload, String registryUrl, String resultType) {
+        if (readers == null) {
+            this.registryUrl = registryUrl;
+            this.registry = new RegistryLookup(registryUrl);
+            this.readers = FieldReader.forRow(resultType);
+        }
+        if (payload == null) {
+            return failure(MALFORMED, "record has no value (a tombstone), expected an Avro event");
+        }
+        if (payload.length < 5) {
+            return failure(MALFORMED,
+                    "record is " + payload.length + " bytes, shorter than the 5-byte Confluent Avro header");
+        }
+        if (payload[0] != 0) {
+            return failure(MALFORMED, String.format(
+                    "first byte is 0x%02x, not the Confluent Avro magic byte 0x00", payload[0] & 0xFF));
+        }
+        int schemaId = ByteBuffer.wrap(payload, 1, 4).getInt();
+        WriterSchema writer = writers.get(schemaId);
+        if (writer == null) {
+            try {
+                writer = registry.fetch(schemaId);
+            } catch (RegistryLookup.UnknownSchemaException error) {
+                return failure(UNKNOWN_SCHEMA, error.getMessage());
+            } catch (RegistryLookup.IncompatibleSchemaException error) {
+                return failure(INCOMPATIBLE_SCHEMA, error.getMessage());
+            }
+            writers.put(schemaId, writer);
+        }
+        GenericRecord record;
+        try {
+            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(payload, 5, payload.length - 5, reusable);
+            record = writer.reader.read(null, decoder);
+            if (!decoder.isEnd()) {
+                reusable = null;
+                return failure(MALFORMED, "record has bytes after the end of its Avro body (schema id " + schemaId
+                        + ", " + payload.length + " bytes)");
+            }
+            reusable = decoder;
+        } catch (IOException | RuntimeException | OutOfMemoryError error) {
+            // A failed read leaves the decoder's buffer in an unknown state: never reuse it.
+            reusable = null;
+            return failure(MALFORMED, "record does not decode with schema id " + schemaId + " ("
+                    + writer.schema.getFullName() + "): " + error.getClass().getSimpleName() + ": "
+                    + error.getMessage());
+        }
+        Row row = Row.withPositions(STATUS_FIELDS + readers.length);
+        row.setField(0, Boolean.TRUE);
+        row.setField(3, AvroJson.payloadJson(record, writer.envelopeFields));
+        for (int i = 0; i < readers.length; i++) {
+            row.setField(STATUS_FIELDS + i, readers[i].read(record, writer.schema));
+        }
+        return row;
+    }
+
+    private Row failure(String code, String reason) {
+        Row row = Row.withPositions(STATUS_FIELDS + readers.length);
+        row.setField(0, Boolean.FALSE);
+        row.setField(1, reason);
+        row.setField(2, code);
+        return row;
+    }
+
+    @Override
+    public String toString() {
+        return "decode_avro(" + registryUrl + ")";
+    }
+
+    /** A writer's schema, its datum reader and the envelope fields payload_json leaves out. */
+    static final class WriterSchema {
+        final Schema schema;
+        final GenericDatumReader<GenericRecord> reader;
+        final java.util.Set<String> envelopeFields;
+
+        WriterSchema(Schema schema) {
+            this.schema = schema;
+            this.reader = new GenericDatumReader<>(schema);
+            this.envelopeFields = AvroJson.ENVELOPE;
+        }
+    }
+
+    /** Reads one top-level field of a record as the external type of its result column. */
+    abstract static class FieldReader {
+        final String name;
+
+        FieldReader(String name) {
+            this.name = name;
+        }
+
+        Object read(GenericRecord record, Schema schema) {
+            Schema.Field field = schema.getField(name);
+            if (field == null) {
+                return null;
+            }
+            Object value = record.get(field.pos());
+            return value == null ? null : convert(value);
+        }
+
+        abstract Object convert(Object value);
+
+        static FieldReader[] forRow(String resultType) {
+            RowType row = (RowType) org.apache.flink.table.types.logical.utils.LogicalTypeParser.parse(
+                    resultType, AvroConfluentDecode.class.getClassLoader());
+            List<RowType.RowField> fields = row.getFields();
+            FieldReader[] readers = new FieldReader[fields.size() - STATUS_FIELDS];
+            for (int i = STATUS_FIELDS; i < fields.size(); i++) {
+                readers[i - STATUS_FIELDS] = forType(fields.get(i).getName(), fields.get(i).getType());
+            }
+            return readers;
+        }
+
+        static FieldReader forType(String name, LogicalType type) {
+            LogicalTypeRoot root = type.getTypeRoot();
+            switch (root) {
+                case VARCHAR:
+                case CHAR:
+                    return new FieldReader(name) {
+                        @Override
+                        Object convert(Object value) {
+                            return value.toString();
+                        }
+                    };
+                case BIGINT:
+                    return new FieldReader(name) {
+                        @Override
+                        Object convert(Object value) {
+                            return value instanceof Number number ? number.longValue() : null;
+                        }
+                    };
+                case INTEGER:
+                    return new FieldReader(name) {
+                        @Override
+                        Object convert(Object value) {
+                            return value instanceof Number number ? number.intValue() : null;
+                        }
+                    };
+                case DOUBLE:
+                    return new FieldReader(name) {
+                        @Override
+                        Object convert(Object value) {
+                            return value instanceof Number number ? number.doubleValue() : null;
+                        }
+                    };
+                case BOOLEAN:
+                    return new FieldReader(name) {
+                        @Override
+                        Object convert(Object value) {
+                            return value instanceof Boolean flag ? flag : null;
+                        }
+                    };
+                default:
+                    throw new IllegalArgumentException("decode_avro: field '" + name + "' has type " + type
+                            + "; supported: STRING, BIGINT, INT, DOUBLE, BOOLEAN (nested values are in payload_json)");
+            }
+        }
+    }
+}
