@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import Schema, StreamTableEnvironment
 
 from connectors.flink.tables import (
     ClickHouseJdbc,
@@ -83,6 +83,12 @@ SINKS: dict[str, tuple[str, str | None]] = {
     "content_dim": ("content_id STRING, course_id STRING, title STRING, course_title STRING, revision INT, "
                     "published_at TIMESTAMP(3)", None),
 }  # fmt: skip
+
+# What the aggregates and late_events read; the payload bytes and JSON stay out of that shuffle.
+SEQUENCED_COLUMNS = [
+    "kafka_topic", "kafka_partition", "kafka_offset", "event_id", "event_type", "event_time", "user_id",
+    "content_id", "course_id", "watch_seconds", "completed", "payment_id", "`method`", "total_minor", "currency",
+]  # fmt: skip
 
 LATE_REASON = "older than its partition's newest event by more than the allowed out-of-orderness"
 
@@ -154,26 +160,35 @@ def _declare_sources(t_env: StreamTableEnvironment, settings: Settings, bounded:
             payload BYTES,
             kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
             kafka_partition INT METADATA FROM 'partition' VIRTUAL,
-            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-            arrival AS PROCTIME()
+            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
         ) WITH ({with_clause(options)})""")
+    decode = decode_call("payload", settings.registry.ccompat_url, DECODED_FIELDS)
+    with_row = t_env.sql_query(
+        f"SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {decode} AS d FROM domain_events"
+    )
+    # Through a (JVM) DataStream and back: the planner then decodes each record once. Otherwise it copies the call
+    # into every branch that reads the result (raw events, dead letters, the late rule, the dimension).
+    once = t_env.from_data_stream(
+        t_env.to_data_stream(with_row), Schema.new_builder().column_by_expression("arrival", "PROCTIME()").build()
+    )
+    t_env.create_temporary_view("decoded_once", once)
     # Quoted: some field names (`method`) are reserved words in Flink SQL.
     names = ["ok", "error", "error_code", "payload_json", *(field.name for field in DECODED_FIELDS)]
     fields = ", ".join(f"d.`{name}` AS `{name}`" for name in names)
-    decode = decode_call("payload", settings.registry.ccompat_url, DECODED_FIELDS)
     t_env.execute_sql(f"""
         CREATE TEMPORARY VIEW decoded AS
         SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, arrival, {fields}
-        FROM (SELECT *, {decode} AS d FROM domain_events)""")
+        FROM decoded_once""")
     t_env.execute_sql("CREATE TEMPORARY VIEW events AS SELECT * FROM decoded WHERE ok")
     bound_ms = settings.flink.max_out_of_orderness_s * 1000
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW sequenced AS
+    sequenced = t_env.sql_query(f"""
         SELECT *, event_time < high_ms - {bound_ms} AS is_late FROM (
-            SELECT *, MAX(event_time) OVER (
+            SELECT {", ".join(SEQUENCED_COLUMNS)}, MAX(event_time) OVER (
                 PARTITION BY kafka_topic, kafka_partition ORDER BY arrival
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS high_ms
             FROM events)""")
+    # Once for all branches, like the decoding: the planner would otherwise repeat the OVER for one of them.
+    t_env.create_temporary_view("sequenced", t_env.from_data_stream(t_env.to_data_stream(sequenced)))
     views = {
         "on_time": "SELECT * FROM sequenced WHERE NOT is_late",
         "late": "SELECT * FROM sequenced WHERE is_late",

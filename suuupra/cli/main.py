@@ -17,6 +17,7 @@ from suuupra.cli import (
     services_cmd,
     simulate_cmd,
     topics_cmd,
+    verify_cmd,
 )
 from suuupra.cli.context import state
 
@@ -38,6 +39,7 @@ app.command("dashboard")(dashboard_cmd.dashboard)
 app.add_typer(services_cmd.app, name="services")
 app.add_typer(payments_cmd.app, name="payments")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
+app.add_typer(verify_cmd.app, name="verify")
 
 
 @app.callback()

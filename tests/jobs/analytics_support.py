@@ -8,16 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connectors.clickhouse.backend import ClickHouseBackend
 from connectors.kafka.dead_letter import read_dead_letters
-from jobs.analytics import source_topics
 from suuupra.clickhouse.migrate import server_backend
-from suuupra.events import EventPublisher, event_consumer
+from suuupra.events import EventPublisher
 from suuupra.settings import Settings, environment_overrides
 from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.simulate.runner import MALFORMED_KINDS, malformed_record
-from tests.jobs.analytics_oracle import ACTUAL_QUERIES, KafkaEvent, expected_tables
-from tests.support import wire_value
+from suuupra.verify.analytics import actual_tables, compare, expected_tables, kafka_events, source_topics
 
 SUUUPRA = str(Path(sys.executable).parent / "suuupra")
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -30,7 +27,7 @@ def _environment(settings: Settings) -> dict[str, str]:
 def _publish(settings: Settings, count: int, seed: int) -> int:
     """Journeys with out-of-order and late events, and malformed records among them; returns the malformed count."""
     publisher = EventPublisher(settings)
-    read_by_job = set(_source_topics(settings))
+    read_by_job = set(source_topics(settings))
     profile = SimulationProfile(seed=seed, start_time_ms=START, users=60, out_of_order_share=0.08, late_share=0.03)
     malformed = 0
     for index, event in enumerate(generate(profile, count)):
@@ -48,19 +45,6 @@ def _publish(settings: Settings, count: int, seed: int) -> int:
     return malformed
 
 
-def _source_topics(settings: Settings) -> list[str]:
-    return source_topics(settings)
-
-
-def _kafka_events(settings: Settings) -> list[KafkaEvent]:
-    with event_consumer(settings, _source_topics(settings)) as consumer:
-        return [KafkaEvent(r.topic, r.partition, r.offset, wire_value(r.value)) for r in consumer.read_to_end()]
-
-
-def _actual(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:
-    return {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
-
-
 def _dead_letter_offsets(settings: Settings) -> set[tuple[str, str, str]]:
     """The originals dead-lettered (a restore may dead-letter one twice: the sink is at-least-once)."""
     letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
@@ -72,7 +56,7 @@ def _dead_letter_offsets(settings: Settings) -> set[tuple[str, str, str]]:
 
 def expected_for(settings: Settings) -> dict[str, set[tuple[Any, ...]]]:
     """The oracle's tables for what the job's topics hold now."""
-    expected = expected_tables(_kafka_events(settings), settings.flink.max_out_of_orderness_s * 1000)
+    expected = expected_tables(kafka_events(settings), settings.flink.max_out_of_orderness_s * 1000)
     assert expected["late_events"], "the input must contain late events"
     return expected
 
@@ -82,14 +66,11 @@ def _differences(settings: Settings, expected: dict[str, set[tuple[Any, ...]]] |
     expected = expected if expected is not None else expected_for(settings)
     backend = server_backend(settings)
     try:
-        actual = _actual(backend, settings.clickhouse.database)
+        actual = actual_tables(backend, settings.clickhouse.database)
     finally:
         backend.close()
-    return {
-        table: f"missing {sorted(rows - actual[table])[:3]}, extra {sorted(actual[table] - rows)[:3]}"
-        for table, rows in expected.items()
-        if actual[table] != rows
-    }
+    return {check.table: f"missing {check.missing}, extra {check.extra}" for check in compare(expected, actual)
+            if not check.equal}  # fmt: skip
 
 
 def _assert_matches_oracle(settings: Settings, malformed: int) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from suuupra.clickhouse.migrate import server_backend
 from suuupra.clickhouse.panels import load_panels
 from suuupra.dashboard.server import create_app
 from suuupra.platform.base import wait_until
@@ -25,6 +26,10 @@ from tests.jobs.analytics_support import (
     raw_rows,
 )
 
+CONTENT_MINUTE_COLUMNS = (
+    "window_start", "content_id", "course_id", "views", "unique_viewers", "watch_seconds", "completed_views",
+)  # fmt: skip
+
 
 def test_bounded_run_gives_exactly_the_independently_computed_aggregates(
     job_settings: Settings, tmp_path: Path
@@ -34,6 +39,18 @@ def test_bounded_run_gives_exactly_the_independently_computed_aggregates(
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     _assert_matches_oracle(job_settings, malformed)
+
+    # What a user runs to check it: equal now, and a difference once a window holds a wrong count.
+    verify = [SUUUPRA, "verify", "analytics"]
+    checked = subprocess.run(verify, env=_environment(job_settings), capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "every table equals" in checked.stdout, checked.stdout + checked.stderr
+    backend = server_backend(job_settings)
+    database = job_settings.clickhouse.database
+    row = backend.query(f"SELECT * FROM {database}.content_minute FINAL LIMIT 1").rows[0]
+    backend.insert(f"{database}.content_minute", list(CONTENT_MINUTE_COLUMNS), [(*row[:3], row[3] + 1, *row[4:])])
+    backend.close()
+    tampered = subprocess.run(verify, env=_environment(job_settings), capture_output=True, text=True, check=False)
+    assert tampered.returncode == 1 and "content_minute" in tampered.stdout, tampered.stdout
 
     # What a person sees after the simulation: every dashboard chart draws the job's data.
     with serving(create_app(job_settings)) as url:

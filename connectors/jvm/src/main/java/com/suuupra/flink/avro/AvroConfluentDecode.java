@@ -58,6 +58,15 @@ public class AvroConfluentDecode extends ScalarFunction {
     private transient FieldReader[] readers;
     private transient BinaryDecoder reusable;
 
+    /**
+     * Declared non-deterministic so the planner evaluates it once per record: a deterministic call is copied into
+     * every projection that reads one of its fields (once per field and per branch of the job).
+     */
+    @Override
+    public boolean isDeterministic() {
+        return false;
+    }
+
     @Override
     public TypeInference getTypeInference(DataTypeFactory typeFactory) {
         return TypeInference.newBuilder()

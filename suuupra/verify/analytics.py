@@ -1,4 +1,9 @@
-"""The analytics job's results computed independently, in plain Python, from the records as Kafka holds them."""
+"""The analytics job's results computed independently, in plain Python, from the records as Kafka holds them.
+
+Nothing here shares code with the job: the late rule, the per-minute and per-hour counts, the revenue join, the
+gap sessions and the content dimension are written again from their definitions (docs/analytics.md), and compared
+with what ClickHouse holds, table by table (`suuupra verify analytics`, and the job tests).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from connectors.avro.values import to_wire
+from connectors.clickhouse.backend import ClickHouseBackend
+from suuupra.events import event_consumer
+from suuupra.settings import Settings
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -94,15 +104,16 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
     user_sessions = set()
     for user, user_clicks in clicks.items():
         ordered = sorted(user_clicks, key=lambda v: v["event_time"])
-        session = [ordered[0]]
-        for value in [*ordered[1:], None]:
-            if value is not None and value["event_time"] - session[-1]["event_time"] < SESSION_GAP_MS:
-                session.append(value)
+        session: list[dict[str, Any]] = [ordered[0]]
+        following: list[dict[str, Any] | None] = [*ordered[1:], None]
+        for click in following:
+            if click is not None and click["event_time"] - session[-1]["event_time"] < SESSION_GAP_MS:
+                session.append(click)
                 continue
             start, end = session[0]["event_time"], session[-1]["event_time"]
             watched = {v["content_id"] for v in session if v["event_type"] == "clickstream.content_viewed"}
             user_sessions.add((user, _utc(start), _utc(end), (end - start) // 1000, len(session), len(watched)))
-            session = [value] if value is not None else []
+            session = [click] if click is not None else []
 
     published: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -145,3 +156,43 @@ ACTUAL_QUERIES = {
     "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.raw_events FINAL",
     "content_dim": "SELECT content_id, course_id, title, course_title, revision FROM {db}.content_dim FINAL",
 }
+
+
+def source_topics(settings: Settings) -> list[str]:
+    """The Kafka topics the analytics job reads (several logical topics may share one)."""
+    topics = settings.topics
+    return sorted({topics.clickstream, topics.commerce, topics.payment, topics.user, topics.content})
+
+
+def kafka_events(settings: Settings) -> list[KafkaEvent]:
+    """Every readable event of the job's topics, read to their current end (unreadable ones are skipped, not
+    dead-lettered: this only looks)."""
+    with event_consumer(settings, source_topics(settings), read_only=True) as consumer:
+        return [KafkaEvent(r.topic, r.partition, r.offset, to_wire(r.value)) for r in consumer.read_to_end()]
+
+
+def actual_tables(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:
+    return {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    table: str
+    expected: int
+    actual: int
+    missing: list[tuple[Any, ...]]  # a few expected rows ClickHouse lacks
+    extra: list[tuple[Any, ...]]  # a few rows ClickHouse holds that are not expected
+
+    @property
+    def equal(self) -> bool:
+        return not self.missing and not self.extra
+
+
+def compare(
+    expected: dict[str, set[tuple[Any, ...]]], actual: dict[str, set[tuple[Any, ...]]], sample: int = 3
+) -> list[TableCheck]:
+    return [
+        TableCheck(table, len(rows), len(actual[table]), sorted(rows - actual[table])[:sample],
+                   sorted(actual[table] - rows)[:sample])
+        for table, rows in expected.items()
+    ]  # fmt: skip

@@ -1,0 +1,46 @@
+"""`suuupra verify analytics`: the analytics job's ClickHouse tables against an independent computation."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from connectors.clickhouse.backend import ClickHouseError
+from suuupra.cli.context import console, fail, state
+from suuupra.clickhouse.migrate import server_backend
+from suuupra.verify.analytics import actual_tables, compare, expected_tables, kafka_events
+
+app = typer.Typer(help="Check what the jobs wrote against an independent computation.", no_args_is_help=True)
+
+
+@app.command("analytics")
+def analytics(ctx: typer.Context) -> None:
+    """Read the analytics job's topics to their end, compute every table again in plain Python, and compare it
+    with ClickHouse (FINAL). Exit 1 on any difference. Run it once the job has caught up (e.g. after
+    `suuupra jobs run analytics --bounded`)."""
+    settings = state(ctx).settings
+    with console.status("reading the job's topics from Kafka ..."):
+        try:
+            events = kafka_events(settings)
+        except Exception as error:
+            raise fail(f"{error}\nIs the platform up (`suuupra platform up`)?") from error
+    expected = expected_tables(events, settings.flink.max_out_of_orderness_s * 1000)
+    backend = server_backend(settings)
+    try:
+        actual = actual_tables(backend, settings.clickhouse.database)
+    except ClickHouseError as error:
+        raise fail(f"{error}\nHas `suuupra clickhouse migrate` run?") from error
+    finally:
+        backend.close()
+    checks = compare(expected, actual)
+    table = Table("table", "expected rows", "in ClickHouse", "verdict", title=f"{len(events)} events in Kafka")
+    for check in checks:
+        verdict = "equal" if check.equal else f"[red]missing {len(check.missing)}+, extra {len(check.extra)}+[/]"
+        table.add_row(check.table, str(check.expected), str(check.actual), verdict)
+    console.print(table)
+    different = [check for check in checks if not check.equal]
+    for check in different:
+        console.print(f"[red]{check.table}[/]: e.g. missing {check.missing[:2]}, extra {check.extra[:2]}")
+    if different:
+        raise typer.Exit(1)
+    console.print("every table equals the independent computation")
