@@ -3,6 +3,7 @@
     .venv/bin/python bench/analytics_e2e.py                                  # the full run (several minutes)
     .venv/bin/python bench/analytics_e2e.py --events 200000 --seconds 15     # a quick run while developing
     .venv/bin/python bench/analytics_e2e.py --parallelism 2 --no-quix --seconds 0   # throughput at parallelism 2
+    .venv/bin/python bench/analytics_e2e.py --events 0 --rate 10000          # latency only, at another rate
 
 Needs the platform (`suuupra platform up`) and, for the Quix peer, its venv (`bench/quix_venv.py` creates it on the
 first run). Everything is its own and removed at the end: topics (bench-<id>.*, and bench-<id>-lat.* for part c) with
@@ -41,18 +42,22 @@ envelope's event_time (and the record timestamp) is rewritten in place to the se
 generate and serialize 20,000 events/s (the old paced loop reached ~13,000/s here, with no job running). The job is
 started, found ready by probe events (a few, one per second, until one shows in raw_events), then the events go out
 at `--rate`: `--warmup` s, then `--seconds` s measured. About 40 per second of the measured ones are markers: a poller
-asks ClickHouse every `--poll-ms` ms which markers `raw_events` holds, so a marker's latency is send -> row visible
-(resolution: one poll, plus the producer's linger.ms of 20 ms, included). Freshness of the aggregates, with the same
+asks ClickHouse every `--poll-ms` ms which markers `raw_events` holds (reading only rows from the oldest pending
+marker's second on, so the polls cost ClickHouse little), so a marker's latency is send -> row visible (resolution:
+one poll; the producer's linger.ms of 20 ms is included). Freshness of the aggregates, with the same
 poller: per minute, the first marker of that minute sent -> the minute's first content_minute row visible (only
 minutes that began after the markers did; a 60 s measurement has one or two); per content_minute key (minute,
 content_id) first viewed in the measured window, its first content_viewed event sent -> its row visible (many
 samples). After sending, the script waits (at most `--catch-up-timeout` s) for every marker and key, then for
 content_minute to hold every view sent. Reported: the rate asked and achieved, the producer's worst delay behind its
-schedule, the job's raw_events rows/s and consumer lag meanwhile (whether it kept up), the percentiles, and whether
-content_minute ended with every view sent.
+schedule, the job's raw_events rows/s and consumer lag meanwhile (whether it kept up; printed every 5 s while
+sending), the percentiles, raw_events rows against distinct event ids, and whether content_minute ended with every
+view sent.
 
-One summary table at the end repeats every figure with the command line. Figures depend on the machine's load (the
-load average is printed at each step): run nothing else heavy meanwhile.
+Each part's table is printed when the part is done; the summary at the end repeats them with the command line, the
+load averages and the job under test (a hash of its Python and Java sources and jars, and the commit: a warning if
+they changed between the runs of one invocation). Figures depend on the machine's load: the benchmark's own load
+generator shares the cores with the job, so run nothing else heavy meanwhile.
 """
 
 from __future__ import annotations
@@ -1079,6 +1084,83 @@ def seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} s"
 
 
+def print_backlog(backlog: Backlog) -> None:
+    span_h = (backlog.last_ms - backlog.first_ms) / 3_600_000
+    print(f"backlog: {backlog.produced:,} events produced in {backlog.seconds:.1f} s "
+          f"({backlog.produced / backlog.seconds:,.0f}/s); {backlog.for_job:,} on the job's five topics "
+          f"(raw_events must get them all), {backlog.views:,} content_viewed, {backlog.registrations:,} "
+          f"user.registered, {backlog.tagged_late:,} emitted late by the simulator; "
+          f"{span_h:.1f} h of event time")  # fmt: skip
+
+
+def quix_events_per_s(quix: dict[str, Any] | str | None) -> float | None:
+    return float(quix["events_per_s"]) if isinstance(quix, dict) and quix.get("events_per_s") else None
+
+
+def print_throughput(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str, Any] | str | None) -> None:
+    quix_rate = quix_events_per_s(quix)
+    header = ["(a) throughput, backlog -> ClickHouse", *(f"parallelism {r.parallelism}" for r in runs)]
+    rows: list[list[str]] = [
+        ["start-up (job start -> first row)", *(seconds(r.figures["startup_s"]) for r in runs)],
+        ["events/s, steady middle (20% -> 80% rows)", *(number(r.figures["steady"]) for r in runs)],
+        ["events/s, whole drain (first row -> all rows)", *(number(r.figures["drain"]) for r in runs)],
+        ["events/s, overall (job start -> all rows)", *(number(r.figures["overall"]) for r in runs)],
+        ["all raw_events rows visible at", *(seconds(r.figures["all_rows_s"]) for r in runs)],
+        ["content_minute SUM(views) FINAL final at", *(
+            ("<= " if r.settled.at_first_poll else "") + seconds(r.figures["aggregates_s"]) for r in runs)],
+        ["raw_events rows / distinct event_id", *(f"{r.raw_rows:,} / {r.raw_distinct:,}" for r in runs)],
+        ["views in content_minute + in late_events",
+         *(f"{r.settled.views:,} + {r.settled.late_views:,}" for r in runs)],
+        ["  = content_viewed produced?", *(
+            "exact" if r.settled.views + r.settled.late_views == backlog.views
+            else f"MISMATCH ({r.settled.views + r.settled.late_views - backlog.views:+,})" for r in runs)],
+        ["registrations + late = produced?", *(
+            "exact" if r.registrations + r.late_registrations == backlog.registrations
+            else f"MISMATCH ({r.registrations + r.late_registrations - backlog.registrations:+,})" for r in runs)],
+        ["late_events rows", *(f"{r.late_rows:,}" for r in runs)],
+        *([f"{table} rows (FINAL)", *(f"{r.aggregate_rows[table]:,}" for r in runs)] for table in AGGREGATES),
+        ["ours / Quix (whole drain events/s)", *(
+            f"{r.figures['drain'] / quix_rate:.2f}x" if quix_rate and r.figures["drain"] else "n/a" for r in runs)],
+    ]  # fmt: skip
+    print_grid("(a) throughput: the backlog through the job into raw_events and every aggregate", header, rows)
+    for r in runs:
+        print(f"  p{r.parallelism} consumer lag: {lag_summary(r.drain.samples)}")
+        print(f"  p{r.parallelism} content_minute settle polls: {r.settled.polls}, "
+              f"{r.settled.seconds_per_poll * 1000:.0f} ms each (SUM FINAL + late count)")  # fmt: skip
+        print(f"  p{r.parallelism} vertices at {r.drain.vertex_load_at:.0f} s (busy / back-pressured ms per s, "
+              "avg/max over subtasks):")  # fmt: skip
+        for line in r.drain.vertex_load:
+            print(f"      {line}")
+
+
+def print_quix(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str, Any] | str) -> None:
+    if isinstance(quix, str):
+        print(f"\n(b) Quix peer: {quix}")
+        return
+    quix_rate = quix_events_per_s(quix)
+    print_rows(
+        "(b) Quix Streams peer (quixstreams 3.28.1, one Python process), same backlog",
+        {
+            "events consumed / expected": f"{quix.get('events'):,} / {backlog.for_job:,}"
+            + (" (TIMED OUT)" if quix.get("timed_out") else ""),
+            "events/s (first record -> last sink flush)": f"{quix_rate:,.0f}" if quix_rate else "n/a",
+            "start-up (start -> first record)": f"{quix.get('startup_s')} s",
+            "seconds consuming": f"{quix.get('seconds')} s",
+            "views consumed / in windows": f"{quix.get('views_consumed'):,} / {quix.get('views_in_windows'):,} "
+            f"({quix.get('views_dropped_late'):,} dropped: {quix.get('views_late'):,} late, "
+            f"{quix.get('views_in_unclosed_windows'):,} in unclosed windows)",
+            "raw_events_quix rows": f"{quix.get('raw_rows'):,}",
+            "peak RSS": f"{quix.get('peak_rss_mb')} MB",
+            **{
+                f"ours at parallelism {r.parallelism} / Quix": f"drain {r.figures['drain'] / quix_rate:.2f}x, "
+                f"views in windows {r.settled.views:,} vs {quix.get('views_in_windows'):,} (of {backlog.views:,})"
+                for r in runs
+                if quix_rate and r.figures["drain"]
+            },
+        },
+    )
+
+
 def report(
     args: argparse.Namespace,
     backlog: Backlog | None,
@@ -1100,76 +1182,18 @@ def report(
         print("WARNING: the job's files changed between the runs of this invocation: figures are not comparable")
     print(f"dead-letter topics: {dead_letters:,} records" + ("" if dead_letters == 0 else "  <- expected none"))
     if backlog is not None:
-        span_h = (backlog.last_ms - backlog.first_ms) / 3_600_000
-        print(f"backlog: {backlog.produced:,} events produced in {backlog.seconds:.1f} s "
-              f"({backlog.produced / backlog.seconds:,.0f}/s); {backlog.for_job:,} on the job's five topics "
-              f"(raw_events must get them all), {backlog.views:,} content_viewed, {backlog.registrations:,} "
-              f"user.registered, {backlog.tagged_late:,} emitted late by the simulator; "
-              f"{span_h:.1f} h of event time")  # fmt: skip
-        quix_rate = float(quix["events_per_s"]) if isinstance(quix, dict) and quix.get("events_per_s") else None
-        header = ["(a) throughput, backlog -> ClickHouse", *(f"parallelism {r.parallelism}" for r in runs)]
-        rows: list[list[str]] = [
-            ["start-up (job start -> first row)", *(seconds(r.figures["startup_s"]) for r in runs)],
-            ["events/s, steady middle (20% -> 80% rows)", *(number(r.figures["steady"]) for r in runs)],
-            ["events/s, whole drain (first row -> all rows)", *(number(r.figures["drain"]) for r in runs)],
-            ["events/s, overall (job start -> all rows)", *(number(r.figures["overall"]) for r in runs)],
-            ["all raw_events rows visible at", *(seconds(r.figures["all_rows_s"]) for r in runs)],
-            ["content_minute SUM(views) FINAL final at", *(
-                ("<= " if r.settled.at_first_poll else "") + seconds(r.figures["aggregates_s"]) for r in runs)],
-            ["raw_events rows / distinct event_id", *(f"{r.raw_rows:,} / {r.raw_distinct:,}" for r in runs)],
-            ["views in content_minute + in late_events",
-             *(f"{r.settled.views:,} + {r.settled.late_views:,}" for r in runs)],
-            ["  = content_viewed produced?", *(
-                "exact" if r.settled.views + r.settled.late_views == backlog.views
-                else f"MISMATCH ({r.settled.views + r.settled.late_views - backlog.views:+,})" for r in runs)],
-            ["registrations + late = produced?", *(
-                "exact" if r.registrations + r.late_registrations == backlog.registrations
-                else f"MISMATCH ({r.registrations + r.late_registrations - backlog.registrations:+,})" for r in runs)],
-            ["late_events rows", *(f"{r.late_rows:,}" for r in runs)],
-            *([f"{table} rows (FINAL)", *(f"{r.aggregate_rows[table]:,}" for r in runs)] for table in AGGREGATES),
-            ["ours / Quix (whole drain events/s)", *(
-                f"{r.figures['drain'] / quix_rate:.2f}x" if quix_rate and r.figures["drain"] else "n/a" for r in runs)],
-        ]  # fmt: skip
+        print_backlog(backlog)
         if runs:
-            print_grid("(a) throughput: the backlog through the job into raw_events and every aggregate", header, rows)
-            for r in runs:
-                print(f"  p{r.parallelism} consumer lag: {lag_summary(r.drain.samples)}")
-                print(f"  p{r.parallelism} content_minute settle polls: {r.settled.polls}, "
-                      f"{r.settled.seconds_per_poll * 1000:.0f} ms each (SUM FINAL + late count)")  # fmt: skip
-                print(f"  p{r.parallelism} vertices at {r.drain.vertex_load_at:.0f} s (busy / back-pressured ms per s, "
-                      "avg/max over subtasks):")  # fmt: skip
-                for line in r.drain.vertex_load:
-                    print(f"      {line}")
-        if isinstance(quix, dict):
-            print_rows(
-                "(b) Quix Streams peer (quixstreams 3.28.1, one Python process), same backlog",
-                {
-                    "events consumed / expected": f"{quix.get('events'):,} / {backlog.for_job:,}"
-                    + (" (TIMED OUT)" if quix.get("timed_out") else ""),
-                    "events/s (first record -> last sink flush)": f"{quix_rate:,.0f}" if quix_rate else "n/a",
-                    "start-up (start -> first record)": f"{quix.get('startup_s')} s",
-                    "seconds consuming": f"{quix.get('seconds')} s",
-                    "views consumed / in windows": f"{quix.get('views_consumed'):,} / {quix.get('views_in_windows'):,} "
-                    f"({quix.get('views_dropped_late'):,} dropped: {quix.get('views_late'):,} late, "
-                    f"{quix.get('views_in_unclosed_windows'):,} in unclosed windows)",
-                    "raw_events_quix rows": f"{quix.get('raw_rows'):,}",
-                    "peak RSS": f"{quix.get('peak_rss_mb')} MB",
-                    **{
-                        f"ours at parallelism {r.parallelism} / Quix": f"drain {r.figures['drain'] / quix_rate:.2f}x, "
-                        f"views in windows {r.settled.views:,} vs {quix.get('views_in_windows'):,} "
-                        f"(of {backlog.views:,})"
-                        for r in runs
-                        if quix_rate and r.figures["drain"]
-                    },
-                },
-            )
-        elif isinstance(quix, str):
-            print(f"\n(b) Quix peer: {quix}")
+            print_throughput(backlog, runs, quix)
+        if quix is not None:
+            print_quix(backlog, runs, quix)
     if latency is not None:
-        print_rows(
-            f"(c) latency at {args.rate:,.0f} events/s asked, parallelism 1", latency_figures(latency, args.rate)
-        )
+        print_latency(latency, args.rate)
     print("=" * 118)
+
+
+def print_latency(latency: LatencyRun, rate: float) -> None:
+    print_rows(f"(c) latency at {rate:,.0f} events/s asked, parallelism 1", latency_figures(latency, rate))
 
 
 def main() -> None:
@@ -1213,27 +1237,24 @@ def main() -> None:
             with isolated_environment(base, f"bench-{run_id}") as topics:
                 log(f"(a) producing a backlog of {args.events:,} events ...")
                 backlog = produce_backlog(topics, default_catalog(), args.events, args.users, args.seed)
-                log(f"(a) backlog produced in {backlog.seconds:.1f} s: {backlog.for_job:,} events on the job's "
-                    f"topics, {backlog.views:,} views")  # fmt: skip
+                print_backlog(backlog)
                 for parallelism in args.parallelism:
                     loads[f"p{parallelism}"] = load()
                     runs.append(measure_throughput(topics, run_id, backlog, parallelism, args, root))
-                    figures = runs[-1].figures
-                    log(f"(a) parallelism {parallelism}: steady {number(figures['steady'])} events/s, drain "
-                        f"{number(figures['drain'])} events/s, aggregates final at "
-                        f"{seconds(figures['aggregates_s'])}")  # fmt: skip
+                    print_throughput(backlog, runs[-1:], None)
                 if not args.no_quix:
                     loads["quix"] = load()
                     try:
                         quix = measure_quix(topics, run_id, backlog, args.timeout)
-                        log(f"(b) Quix peer: {quix.get('events_per_s')} events/s")
                     except QuixPeerError as error:
                         quix = f"failed: {error}"
+                    print_quix(backlog, runs, quix)
                 dead_letters = topic_records(topics, topics.topics.dead_letter)
         if args.seconds > 0:
             with isolated_environment(base, f"bench-{run_id}-lat") as topics:
                 loads["latency"] = load()
                 latency = measure_latency(topics, run_id, args, root)
+                print_latency(latency, args.rate)
                 dead_letters += topic_records(topics, topics.topics.dead_letter)
     finally:
         shutil.rmtree(root, ignore_errors=True)
