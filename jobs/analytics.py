@@ -6,7 +6,7 @@
 
 Python only declares the job; every record is handled by Flink's own operators and the project's JVM functions
 (connectors/jvm): the Kafka source reads raw bytes, `decode_avro` decodes them, SQL aggregates, `gap_sessions`
-sessionizes, and the JDBC connector writes ClickHouse in batches.
+sessionizes, and the project's ClickHouse sink writes in batches.
 
 Counting every event exactly once, whatever the interleaving, idleness, back-pressure, parallelism or restore:
 - The late rule: an event older than the newest event already seen in its Kafka partition by more than the
@@ -26,7 +26,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from connectors.flink.tables import (
-    ClickHouseJdbc,
+    ClickHouseSinkOptions,
     DecodedField,
     decode_call,
     kafka_raw_options,
@@ -215,8 +215,8 @@ def _declare_dead_letters(t_env: StreamTableEnvironment, settings: Settings) -> 
 
 def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
     clickhouse, flink = settings.clickhouse, settings.flink
-    jdbc = ClickHouseJdbc(
-        clickhouse.host, clickhouse.port, clickhouse.database, clickhouse.user,
+    sink = ClickHouseSinkOptions(
+        clickhouse.host, clickhouse.http_port, clickhouse.database, clickhouse.user,
         clickhouse.password.get_secret_value(), flink.sink_batch_rows, flink.sink_batch_delay_s,
         flink.sink_max_retries, flink.sink_parallelism,
     )  # fmt: skip
@@ -226,7 +226,7 @@ def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
         primary_key = f", PRIMARY KEY ({key}) NOT ENFORCED" if key else ""
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE sink_{table} ({quoted}{primary_key})
-            WITH ({with_clause(jdbc.options(table))})""")
+            WITH ({with_clause(sink.options(table))})""")
 
 
 def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:

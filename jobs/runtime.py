@@ -8,7 +8,7 @@ from pathlib import Path
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from suuupra.platform.flink_jars import missing_flink_jars
+from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
 from suuupra.settings import Settings
 
 
@@ -22,7 +22,7 @@ def connector_jars(settings: Settings) -> list[Path]:
         raise JobSetupError(
             f"jars missing from {settings.paths.flink_jars}: {'; '.join(missing)}; run `suuupra platform install`"
         )
-    return sorted(settings.paths.flink_jars.glob("*.jar"))
+    return flink_jars(settings)
 
 
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:

@@ -185,7 +185,8 @@ class FlinkSettings(BaseModel):
     # Keyed state untouched for this long is dropped (processing time): an aggregate key can only be revisited by an
     # event within the late rule's bound of its partition's newest event, so a week is ample.
     state_ttl_h: int = Field(default=168, gt=0)
-    # The JDBC sinks into ClickHouse: a batch is written at this many rows or after this delay, retried on failure.
+    # The ClickHouse sinks: a batch is inserted at this many rows or this long after its first row (while the job goes
+    # on with the next), retried on transient failures, and always before a checkpoint completes.
     sink_batch_rows: int = Field(default=20_000, gt=0)
     sink_batch_delay_s: float = Field(default=0.5, gt=0)
     sink_max_retries: int = Field(default=5, ge=0)

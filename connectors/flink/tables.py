@@ -6,8 +6,9 @@
   into the named columns of a wide row, plus ok / error / error_code / payload_json.
 - `gap_sessions(input => TABLE t PARTITION BY key, gap_ms => ..., bound_ms => ...)` (`GapSessions`): gap sessions
   kept current on every event, versioned for a ReplacingMergeTree.
-- ClickHouse sinks through Flink's JDBC connector with the project's ClickHouse dialect: batched inserts, retries,
-  and with a primary key one row per key and batch (an upsert into a ReplacingMergeTree).
+- ClickHouse sinks (`'connector' = 'clickhouse'`, `ClickHouseTableSinkFactory`): batched RowBinary inserts over HTTP
+  sent while the task goes on, retries, and with a primary key one row per key and batch (an upsert into a
+  ReplacingMergeTree).
 """
 
 from __future__ import annotations
@@ -78,11 +79,12 @@ def kafka_raw_options(
 
 
 @dataclass(frozen=True)
-class ClickHouseJdbc:
-    """Where and how a job's JDBC sinks write (native protocol, the `clickhouse-native-jdbc` driver)."""
+class ClickHouseSinkOptions:
+    """Where and how a job's ClickHouse sinks write (`'connector' = 'clickhouse'`, connectors/jvm): RowBinary inserts
+    over HTTP in batches, sent in the background, retried on transient failures, flushed on every checkpoint."""
 
     host: str
-    port: int
+    http_port: int
     database: str
     user: str
     password: str
@@ -93,15 +95,18 @@ class ClickHouseJdbc:
 
     def options(self, table: str) -> dict[str, str]:
         options = {
-            "connector": "jdbc",
-            "url": f"jdbc:clickhouse://{self.host}:{self.port}/{self.database}",
+            "connector": "clickhouse",
+            "url": f"http://{self.host}:{self.http_port}",
+            "database": self.database,
             "table-name": table,
-            "sink.buffer-flush.max-rows": str(self.batch_rows),
-            "sink.buffer-flush.interval": f"{int(self.batch_delay_s * 1000)} ms",
+            "sink.batch.rows": str(self.batch_rows),
+            "sink.batch.interval": f"{int(self.batch_delay_s * 1000)} ms",
             "sink.max-retries": str(self.max_retries),
         }
-        if self.password:  # the connector wants both or neither; the driver's default user has no password
-            options |= {"username": self.user, "password": self.password}
+        if self.user:
+            options["username"] = self.user
+        if self.password:
+            options["password"] = self.password
         if self.parallelism is not None:
             options["sink.parallelism"] = str(self.parallelism)
         return options

@@ -11,8 +11,6 @@ from suuupra.settings import Settings
 # Jar file name prefixes in <lib>/flink, and the artifact each comes from.
 FETCHED_JARS = {
     "flink-sql-connector-kafka": "org.apache.flink:flink-sql-connector-kafka (infra/maven/pom.xml)",
-    "flink-connector-jdbc-core": "org.apache.flink:flink-connector-jdbc-core (infra/maven/pom.xml)",
-    "clickhouse-native-jdbc-shaded": "com.github.housepower:clickhouse-native-jdbc-shaded (infra/maven/pom.xml)",
 }
 PROJECT_JAR = "suuupra-flink-connectors.jar"
 
@@ -32,6 +30,14 @@ def jvm_connectors_stamp(settings: Settings) -> Path:
 
 def jvm_connectors_built(settings: Settings) -> bool:
     return (settings.paths.flink_jars / PROJECT_JAR).is_file() and jvm_connectors_stamp(settings).is_file()
+
+
+def flink_jars(settings: Settings) -> list[Path]:
+    """The jars a job loads: one per fetched connector (the newest, should several versions lie there) and the
+    project's own. Anything else in the folder (a connector an earlier version used) is left out."""
+    folder = settings.paths.flink_jars
+    fetched = [max(folder.glob(f"{prefix}-*.jar")) for prefix in FETCHED_JARS if any(folder.glob(f"{prefix}-*.jar"))]
+    return [*fetched, folder / PROJECT_JAR]
 
 
 def missing_flink_jars(settings: Settings) -> list[str]:

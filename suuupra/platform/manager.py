@@ -98,7 +98,7 @@ class Platform:
             raise PlatformError(f"maven fetch failed: {(result.stdout + result.stderr).strip()[-1500:]}")
 
     def _build_jvm_connectors(self) -> None:
-        self.report("building the jobs' JVM functions and ClickHouse dialect (connectors/jvm)")
+        self.report("building the jobs' JVM functions and ClickHouse sink (connectors/jvm)")
         args = [self.settings.platform.maven, "-q", "-B", "-f", str(self.settings.paths.jvm_connectors / "pom.xml"),
                 f"-Dplatform.lib={self.settings.paths.lib_dir}", "package"]  # fmt: skip
         result = subprocess.run(args, capture_output=True, text=True, check=False)

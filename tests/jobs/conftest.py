@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from suuupra.clickhouse.migrate import migrate, server_backend
-from suuupra.settings import ClickHouseSettings, FlinkSettings, Settings
+from suuupra.settings import Settings
 
 
 @pytest.fixture
@@ -17,11 +17,12 @@ def job_settings(isolated: Settings, tmp_path: Path) -> Iterator[Settings]:
     database = f"test_{uuid.uuid4().hex[:10]}"
     own = isolated.model_copy(
         update={
-            "clickhouse": ClickHouseSettings(database=database),
-            "flink": FlinkSettings(
+            # Copies, so a settings file's hosts and ports (SUUUPRA_CONFIG) still hold.
+            "clickhouse": isolated.clickhouse.model_copy(update={"database": database}),
+            "flink": isolated.flink.model_copy(update=dict(
                 checkpoint_dir=tmp_path / "checkpoints", consumer_group_prefix=f"test-{uuid.uuid4().hex[:8]}",
                 checkpoint_interval_s=2.0, sink_batch_rows=500, sink_batch_delay_s=0.5,
-            ),
+            )),
         }
     )  # fmt: skip
     backend = server_backend(own)

@@ -19,7 +19,7 @@ from jobs.analytics import source_topics
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform
-from suuupra.settings import ClickHouseSettings, FlinkSettings, Settings
+from suuupra.settings import Settings
 from tests.jobs.analytics_support import SUUUPRA, _dead_letter_offsets, _differences, _environment, expected_for
 from tests.jobs.scale_input import PublishedInput, publish_scale_input
 
@@ -46,11 +46,12 @@ def _run_job(backlog: Backlog, tmp_path: Path, **flink: Any) -> Settings:
     database = f"test_{uuid.uuid4().hex[:10]}"
     own = backlog.settings.model_copy(
         update={
-            "clickhouse": ClickHouseSettings(database=database),
-            "flink": FlinkSettings(
+            # Copies, so a settings file's hosts and ports (SUUUPRA_CONFIG) still hold.
+            "clickhouse": backlog.settings.clickhouse.model_copy(update={"database": database}),
+            "flink": backlog.settings.flink.model_copy(update=dict(
                 checkpoint_dir=tmp_path / "checkpoints", consumer_group_prefix=f"test-{uuid.uuid4().hex[:8]}",
                 checkpoint_interval_s=2.0, **flink,
-            ),
+            )),
         }
     )  # fmt: skip
     backend = server_backend(own)

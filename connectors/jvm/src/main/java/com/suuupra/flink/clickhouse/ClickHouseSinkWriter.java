@@ -1,0 +1,206 @@
+package com.suuupra.flink.clickhouse;
+
+import java.io.IOException;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import org.apache.flink.api.common.operators.ProcessingTimeService;
+import org.apache.flink.api.connector.sink2.SinkWriter;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.types.RowKind;
+
+/**
+ * Buffers rows as RowBinary and inserts them in batches (by size or age) from a background thread, so the task goes
+ * on encoding the next batch while ClickHouse stores the last one.
+ *
+ * <p>At-least-once: {@link #flush} (before every checkpoint barrier and at the end of input) sends what is buffered
+ * and waits for every insert in flight, so a checkpoint completes only once its rows are in ClickHouse; a failed
+ * insert (after its retries) fails the task, which restarts from the last checkpoint. Batches of one writer are
+ * inserted one after another, in order.
+ *
+ * <p>Upsert tables (a primary key) keep the newest row per key within a batch; a DELETE writes the key with every
+ * other column at its default (ClickHouse has no batched delete; the tables are ReplacingMergeTrees keyed like the
+ * sink, read with FINAL). UPDATE_BEFORE rows are not needed: the sink asks the planner for none.
+ */
+final class ClickHouseSinkWriter implements SinkWriter<RowData> {
+    private final ClickHouseSinkConfig config;
+    private final ProcessingTimeService timers;
+    private final ClickHouseHttp http;
+    private final RowBinaryEncoder encoder;
+    private final ExecutorService sender;
+    private final ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
+
+    private RowBinaryBuffer appended;
+    private int appendedRows;
+    private final Map<Key, byte[]> upserted = new LinkedHashMap<>();
+    private final RowBinaryBuffer scratch = new RowBinaryBuffer(256);
+    /** Counts batches sent: a timer armed for an earlier batch finds it changed and does nothing. */
+    private long batchNumber;
+    private boolean timerArmed;
+
+    ClickHouseSinkWriter(ClickHouseSinkConfig config, ProcessingTimeService timers, String threadName)
+            throws IOException {
+        this.config = config;
+        this.timers = timers;
+        this.http = new ClickHouseHttp(config);
+        try {
+            this.encoder = RowBinaryEncoder.forColumns(
+                    config.qualifiedTable(), config.fieldNames, config.fieldTypes, http.columns());
+        } catch (InterruptedException interrupted) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while reading the columns of " + config.qualifiedTable(), interrupted);
+        }
+        this.appended = new RowBinaryBuffer(64 * 1024);
+        this.sender = Executors.newSingleThreadExecutor(runnable -> {
+            Thread thread = new Thread(runnable, threadName);
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    @Override
+    public void write(RowData row, Context context) throws IOException, InterruptedException {
+        throwIfAnInsertFailed();
+        RowKind kind = row.getRowKind();
+        if (kind == RowKind.UPDATE_BEFORE) {
+            return;
+        }
+        int rows;
+        if (config.upsert()) {
+            scratch.reset();
+            encoder.encodeFields(row, config.keyFields, scratch);
+            Key key = new Key(scratch.toByteArray());
+            scratch.reset();
+            if (kind == RowKind.DELETE) {
+                encoder.encodeKeyWithDefaults(row, config.keyFields, scratch);
+            } else {
+                encoder.encode(row, scratch);
+            }
+            upserted.remove(key); // so the batch is written in the order of each key's newest change
+            upserted.put(key, scratch.toByteArray());
+            rows = upserted.size();
+        } else {
+            if (kind != RowKind.INSERT) {
+                throw new IOException("ClickHouse table " + config.qualifiedTable() + " has no primary key in Flink, "
+                        + "so it takes inserts only; got a " + kind + " row: declare PRIMARY KEY (...) NOT ENFORCED");
+            }
+            encoder.encode(row, appended);
+            rows = ++appendedRows;
+        }
+        if (rows >= config.batchRows) {
+            sendBuffered();
+        } else if (!timerArmed) {
+            timerArmed = true;
+            long armedFor = batchNumber;
+            timers.registerTimer(timers.getCurrentProcessingTime() + config.batchIntervalMs, now -> {
+                if (batchNumber == armedFor) {
+                    sendBuffered();
+                }
+            });
+        }
+    }
+
+    @Override
+    public void flush(boolean endOfInput) throws IOException, InterruptedException {
+        sendBuffered();
+        while (!inFlight.isEmpty()) {
+            awaitOldest();
+        }
+    }
+
+    @Override
+    public void close() {
+        sender.shutdownNow();
+    }
+
+    private void sendBuffered() throws IOException, InterruptedException {
+        batchNumber++;
+        timerArmed = false;
+        int rows;
+        RowBinaryBuffer body;
+        if (config.upsert()) {
+            rows = upserted.size();
+            if (rows == 0) {
+                return;
+            }
+            int bytes = 0;
+            for (byte[] encoded : upserted.values()) {
+                bytes += encoded.length;
+            }
+            body = new RowBinaryBuffer(bytes);
+            for (byte[] encoded : upserted.values()) {
+                body.putBytes(encoded, 0, encoded.length);
+            }
+            upserted.clear();
+        } else {
+            rows = appendedRows;
+            if (rows == 0) {
+                return;
+            }
+            body = appended;
+            appended = new RowBinaryBuffer(body.size() + body.size() / 8);
+            appendedRows = 0;
+        }
+        while (inFlight.size() >= config.maxInFlight) {
+            awaitOldest(); // back-pressure: ClickHouse is behind
+        }
+        byte[] array = body.array();
+        int length = body.size();
+        inFlight.add(sender.submit(() -> {
+            http.insert(config.fieldNames, array, length, rows);
+            return null;
+        }));
+    }
+
+    private void awaitOldest() throws IOException, InterruptedException {
+        Future<?> oldest = inFlight.poll();
+        if (oldest != null) {
+            result(oldest);
+        }
+    }
+
+    private void throwIfAnInsertFailed() throws IOException, InterruptedException {
+        while (!inFlight.isEmpty() && inFlight.peek().isDone()) {
+            result(inFlight.poll());
+        }
+    }
+
+    private static void result(Future<?> insert) throws IOException, InterruptedException {
+        try {
+            insert.get();
+        } catch (ExecutionException failed) {
+            Throwable cause = failed.getCause();
+            if (cause instanceof IOException io) {
+                throw io;
+            }
+            throw new IOException("a ClickHouse insert failed: " + cause, cause);
+        }
+    }
+
+    /** A row's key as the bytes of its key fields. */
+    private static final class Key {
+        private final byte[] bytes;
+        private final int hash;
+
+        Key(byte[] bytes) {
+            this.bytes = bytes;
+            this.hash = Arrays.hashCode(bytes);
+        }
+
+        @Override
+        public boolean equals(Object other) {
+            return other instanceof Key key && hash == key.hash && Arrays.equals(bytes, key.bytes);
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
+    }
+}

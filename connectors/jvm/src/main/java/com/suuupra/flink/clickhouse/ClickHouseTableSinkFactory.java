@@ -1,0 +1,97 @@
+package com.suuupra.flink.clickhouse;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.table.catalog.ResolvedSchema;
+import org.apache.flink.table.catalog.UniqueConstraint;
+import org.apache.flink.table.connector.sink.DynamicTableSink;
+import org.apache.flink.table.factories.DynamicTableSinkFactory;
+import org.apache.flink.table.factories.FactoryUtil;
+import org.apache.flink.table.types.logical.LogicalType;
+
+/**
+ * {@code 'connector' = 'clickhouse'}: a SQL table that inserts into a ClickHouse table over HTTP.
+ *
+ * <pre>
+ * CREATE TABLE sink (k STRING, n BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH (
+ *   'connector' = 'clickhouse', 'url' = 'http://127.0.0.1:8123', 'database' = 'db', 'table-name' = 't',
+ *   'sink.batch.rows' = '20000', 'sink.batch.interval' = '500 ms')
+ * </pre>
+ *
+ * Columns are matched by name and written as the types ClickHouse reports for them; with a primary key the sink is
+ * an upsert sink (the table should be a ReplacingMergeTree ordered by that key).
+ */
+public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
+    public static final ConfigOption<String> URL = ConfigOptions.key("url").stringType().noDefaultValue()
+            .withDescription("ClickHouse's HTTP interface, e.g. http://127.0.0.1:8123");
+    public static final ConfigOption<String> DATABASE = ConfigOptions.key("database").stringType()
+            .defaultValue("default");
+    public static final ConfigOption<String> TABLE = ConfigOptions.key("table-name").stringType().noDefaultValue();
+    public static final ConfigOption<String> USERNAME = ConfigOptions.key("username").stringType().noDefaultValue();
+    public static final ConfigOption<String> PASSWORD = ConfigOptions.key("password").stringType().noDefaultValue();
+    public static final ConfigOption<Integer> BATCH_ROWS = ConfigOptions.key("sink.batch.rows").intType()
+            .defaultValue(20_000).withDescription("An insert is sent at this many buffered rows ...");
+    public static final ConfigOption<Duration> BATCH_INTERVAL = ConfigOptions.key("sink.batch.interval")
+            .durationType().defaultValue(Duration.ofMillis(500))
+            .withDescription("... or this long after the first row of a batch arrived.");
+    public static final ConfigOption<Integer> MAX_IN_FLIGHT = ConfigOptions.key("sink.max-in-flight").intType()
+            .defaultValue(2).withDescription("Inserts sent but not acknowledged before the task waits.");
+    public static final ConfigOption<Integer> MAX_RETRIES = ConfigOptions.key("sink.max-retries").intType()
+            .defaultValue(5).withDescription("Further attempts of an insert that failed transiently.");
+    public static final ConfigOption<Duration> RETRY_BACKOFF = ConfigOptions.key("sink.retry.backoff")
+            .durationType().defaultValue(Duration.ofMillis(500))
+            .withDescription("First pause before a retry; doubled each time, with jitter, at most 30 s.");
+    public static final ConfigOption<Duration> REQUEST_TIMEOUT = ConfigOptions.key("sink.request.timeout")
+            .durationType().defaultValue(Duration.ofSeconds(60));
+    public static final ConfigOption<Integer> PARALLELISM = FactoryUtil.SINK_PARALLELISM;
+
+    @Override
+    public String factoryIdentifier() {
+        return "clickhouse";
+    }
+
+    @Override
+    public Set<ConfigOption<?>> requiredOptions() {
+        return Set.of(URL, TABLE);
+    }
+
+    @Override
+    public Set<ConfigOption<?>> optionalOptions() {
+        return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
+                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM);
+    }
+
+    @Override
+    public DynamicTableSink createDynamicTableSink(Context context) {
+        FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
+        helper.validate();
+        ReadableConfig options = helper.getOptions();
+        ResolvedSchema schema = context.getCatalogTable().getResolvedSchema();
+        List<String> names = schema.getColumnNames();
+        List<LogicalType> types = schema.getColumnDataTypes().stream().map(type -> type.getLogicalType()).toList();
+        int[] key = schema.getPrimaryKey().map(UniqueConstraint::getColumns).orElse(List.of()).stream()
+                .mapToInt(names::indexOf).toArray();
+        positive(options, BATCH_ROWS);
+        positive(options, MAX_IN_FLIGHT);
+        if (options.get(MAX_RETRIES) < 0) {
+            throw new IllegalArgumentException("'" + MAX_RETRIES.key() + "' must be 0 or more");
+        }
+        ClickHouseSinkConfig config = new ClickHouseSinkConfig(
+                options.get(URL), options.get(DATABASE), options.get(TABLE), options.getOptional(USERNAME).orElse(null),
+                options.getOptional(PASSWORD).orElse(null), names, types, key, options.get(BATCH_ROWS),
+                options.get(BATCH_INTERVAL).toMillis(), options.get(MAX_IN_FLIGHT), options.get(MAX_RETRIES),
+                options.get(RETRY_BACKOFF).toMillis(), options.get(REQUEST_TIMEOUT).toMillis());
+        return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null));
+    }
+
+    private static void positive(ReadableConfig options, ConfigOption<Integer> option) {
+        if (options.get(option) < 1) {
+            throw new IllegalArgumentException("'" + option.key() + "' must be at least 1");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+"""The ClickHouse sink of connectors/jvm (`'connector' = 'clickhouse'`) in a real Flink job against the real server:
+every supported type arrives as the column's own type, an upsert table keeps the newest row per key, and a table
+that does not fit, a value a column cannot hold or a missing table fail the job with a message naming them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from connectors.clickhouse.backend import ClickHouseBackend
+from connectors.flink.tables import ClickHouseSinkOptions, with_clause
+from jobs.runtime import flink_configuration
+from suuupra.clickhouse.migrate import server_backend
+from suuupra.platform.manager import Platform
+from suuupra.settings import Settings
+
+pytestmark = pytest.mark.platform
+
+
+@pytest.fixture(scope="module")
+def t_env(settings: Settings, platform: Platform) -> StreamTableEnvironment:
+    configuration = flink_configuration(settings, "clickhouse-sink-test")
+    # A failing job must fail here, not restart from its last checkpoint until the test times out.
+    configuration.set_string("restart-strategy.type", "none")
+    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    env.set_parallelism(1)
+    return StreamTableEnvironment.create(env)
+
+
+@pytest.fixture
+def database(settings: Settings, platform: Platform) -> Iterator[tuple[str, ClickHouseBackend]]:
+    name = f"sink_{uuid.uuid4().hex[:10]}"
+    backend = server_backend(settings)
+    backend.query(f"CREATE DATABASE {name}")
+    yield name, backend
+    backend.query(f"DROP DATABASE IF EXISTS {name}")
+    backend.close()
+
+
+def _sink(t_env: StreamTableEnvironment, settings: Settings, database: str, table: str, columns: str) -> str:
+    clickhouse = settings.clickhouse
+    options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, database, clickhouse.user,
+                                    clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
+                                    max_retries=1)  # fmt: skip
+    name = f"sink_{uuid.uuid4().hex[:8]}"
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) WITH ({with_clause(options.options(table))})")
+    return name
+
+
+def test_every_supported_type_arrives_as_the_columns_own_type(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"""
+        CREATE TABLE {db}.typed (
+            s String, fixed FixedString(4), id UUID, kind Enum8('view' = 1, 'click' = 2, 'it''s' = -3),
+            i8 Int8, i16 Int16, i32 Int32, i64 Int64, u8 UInt8, u16 UInt16, u32 UInt32, u64 UInt64,
+            f32 Float32, f64 Float64, flag UInt8, day Date, at DateTime('UTC'), amount Decimal(18, 4),
+            maybe Nullable(String), maybe_number Nullable(Int64), defaulted String, defaulted_number UInt32
+        ) ENGINE = MergeTree ORDER BY s""")
+    columns = """
+        s STRING, fixed STRING, id STRING, kind STRING, i8 TINYINT, i16 SMALLINT, i32 INT, i64 BIGINT, u8 INT,
+        u16 INT, u32 BIGINT, u64 BIGINT, f32 FLOAT, f64 DOUBLE, flag BOOLEAN, `day` DATE, `at` TIMESTAMP(3),
+        amount DECIMAL(18, 4), maybe STRING, maybe_number BIGINT, defaulted STRING, defaulted_number INT"""
+    sink = _sink(t_env, settings, db, "typed", columns)
+    some_id = "0b7d6f2e-9c1a-4c1e-8a57-3f4d2e1b0a99"
+    t_env.execute_sql(f"""
+        INSERT INTO {sink} VALUES
+        ('naïve ✓ "quoted"\ttab', 'ab', '{some_id}', 'it''s', CAST(-128 AS TINYINT), CAST(-32768 AS SMALLINT),
+         -2147483648, -9223372036854775808, 255, 65535, 4294967295, 9223372036854775807, CAST(1.5 AS FLOAT), -0.25,
+         TRUE, DATE '2026-12-03', TIMESTAMP '2026-12-03 10:11:12.999', CAST(12345.6789 AS DECIMAL(18, 4)),
+         'here', 42, 'set', 7),
+        ('', 'abcd', '{some_id}', 'view', CAST(0 AS TINYINT), CAST(0 AS SMALLINT), 0, 0, 0, 0, 0, 0,
+         CAST(0 AS FLOAT), 0.0, FALSE, DATE '1970-01-01', TIMESTAMP '1970-01-01 00:00:00',
+         CAST(-0.0001 AS DECIMAL(18, 4)), CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS STRING),
+         CAST(NULL AS INT))""").wait()
+    # The driver reads FixedString without its zero padding and UUIDs as text.
+    rows = backend.query(f"SELECT * FROM {db}.typed ORDER BY s DESC").rows
+    utc = dt.UTC
+    assert rows == [
+        ('naïve ✓ "quoted"\ttab', "ab", some_id, "it's", -128, -32768, -2147483648,
+         -9223372036854775808, 255, 65535, 4294967295, 9223372036854775807, 1.5, -0.25, 1, dt.date(2026, 12, 3),
+         dt.datetime(2026, 12, 3, 10, 11, 12, tzinfo=utc), decimal.Decimal("12345.6789"), "here", 42, "set", 7),
+        ("", "abcd", some_id, "view", 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, dt.date(1970, 1, 1),
+         dt.datetime(1970, 1, 1, tzinfo=utc), decimal.Decimal("-0.0001"), None, None, "", 0),
+    ]  # fmt: skip
+
+
+def test_an_upsert_table_ends_with_the_newest_row_of_every_key(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.counts (k String, n UInt64, total Int64) ENGINE = ReplacingMergeTree ORDER BY k")
+    sink = _sink(t_env, settings, db, "counts", "k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED")
+    values = [(f"key-{i % 7}", i) for i in range(200)]
+    rows = ", ".join(f"('{key}', {value})" for key, value in values)
+    # Without mini-batches each input row updates its key: 200 updates of 7 keys, in batches of 3 rows.
+    t_env.execute_sql(f"""
+        INSERT INTO {sink}
+        SELECT k, COUNT(*), SUM(v) FROM (VALUES {rows}) AS t(k, v) GROUP BY k""").wait()
+    expected: dict[str, tuple[int, int]] = {}
+    for key, value in values:
+        count, total = expected.get(key, (0, 0))
+        expected[key] = (count + 1, total + value)
+    got = {k: (n, total) for k, n, total in backend.query(f"SELECT k, n, total FROM {db}.counts FINAL").rows}
+    assert got == expected
+
+
+def test_a_table_that_does_not_fit_is_refused_naming_each_column(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.narrow (a String, b DateTime) ENGINE = MergeTree ORDER BY a")
+    sink = _sink(t_env, settings, db, "narrow", "a BIGINT, b TIMESTAMP(3), c STRING")
+    with pytest.raises(Exception, match="narrow") as refused:
+        t_env.execute_sql(f"INSERT INTO {sink} VALUES (1, TIMESTAMP '2026-01-01 00:00:00', 'x')").wait()
+    message = str(refused.value)
+    assert "column 'a' is String in ClickHouse; a BIGINT cannot be written into it" in message
+    assert "column 'c' does not exist" in message
+    assert backend.query(f"SELECT count() FROM {db}.narrow").rows == [(0,)]
+
+
+def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_the_reason(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.unsigned (n UInt32) ENGINE = MergeTree ORDER BY n")
+    sink = _sink(t_env, settings, db, "unsigned", "n BIGINT")
+    with pytest.raises(Exception, match=r"unsigned`?\.n: -1 is outside \[0, 4294967295\]"):
+        t_env.execute_sql(f"INSERT INTO {sink} VALUES (5), (-1)").wait()
+    missing = _sink(t_env, settings, db, "absent", "n BIGINT")
+    with pytest.raises(Exception, match=r"absent.* does not exist .*suuupra clickhouse migrate"):
+        t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
