@@ -23,12 +23,12 @@ from __future__ import annotations
 import sys
 
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table import StreamTableEnvironment
 
+from connectors.flink.events import EventsView, register_events_view
 from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
-    decode_call,
     kafka_raw_options,
     register_jvm_functions,
     sql_string,
@@ -60,46 +60,44 @@ DECODED_FIELDS = [
 ]
 
 # ClickHouse tables (infra/clickhouse/migrations): columns with their Flink types, and the upsert key, if any.
-# TIMESTAMP(3) columns are DateTime('UTC') (seconds) in ClickHouse; event_time_ms keeps the milliseconds.
+# TIMESTAMP_LTZ(3) columns (instants) are DateTime('UTC') (seconds) in ClickHouse; event_time_ms keeps the milliseconds.
 SINKS: dict[str, tuple[str, str | None]] = {
-    "raw_events": ("event_id STRING, event_type STRING, event_time TIMESTAMP(3), event_time_ms BIGINT, "
+    "raw_events": ("event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3), event_time_ms BIGINT, "
                    "user_id STRING, correlation_id STRING, producer STRING, topic STRING, partition INT, "
                    "kafka_offset BIGINT, payload STRING", None),
-    "late_events": ("event_id STRING, event_type STRING, user_id STRING, event_time TIMESTAMP(3), "
-                    "watermark TIMESTAMP(3), lateness_ms BIGINT, topic STRING, partition INT, kafka_offset BIGINT, "
+    "late_events": ("event_id STRING, event_type STRING, user_id STRING, event_time TIMESTAMP_LTZ(3), "
+                    "watermark TIMESTAMP_LTZ(3), lateness_ms BIGINT, topic STRING, partition INT, kafka_offset BIGINT, "
                     "reason STRING", None),
-    "content_minute": ("window_start TIMESTAMP(3), content_id STRING, course_id STRING, views BIGINT, "
+    "content_minute": ("window_start TIMESTAMP_LTZ(3), content_id STRING, course_id STRING, views BIGINT, "
                        "unique_viewers BIGINT, watch_seconds BIGINT, completed_views BIGINT",
                        "window_start, content_id, course_id"),
-    "user_sessions": ("user_id STRING, session_start TIMESTAMP(3), session_end TIMESTAMP(3), "
+    "user_sessions": ("user_id STRING, session_start TIMESTAMP_LTZ(3), session_end TIMESTAMP_LTZ(3), "
                       "duration_seconds INT, events INT, contents_watched INT, version BIGINT, deleted INT",
                       "user_id, session_start"),
-    "revenue_minute": ("window_start TIMESTAMP(3), course_id STRING, payment_method STRING, currency STRING, "
+    "revenue_minute": ("window_start TIMESTAMP_LTZ(3), course_id STRING, payment_method STRING, currency STRING, "
                        "revenue_minor BIGINT, payments BIGINT", "window_start, course_id, payment_method, currency"),
-    "funnel_hour": ("window_start TIMESTAMP(3), viewed BIGINT, ordered BIGINT, paid BIGINT, enrolled BIGINT",
+    "funnel_hour": ("window_start TIMESTAMP_LTZ(3), viewed BIGINT, ordered BIGINT, paid BIGINT, enrolled BIGINT",
                     "window_start"),
-    "registrations_minute": ("window_start TIMESTAMP(3), registrations BIGINT", "window_start"),
+    "registrations_minute": ("window_start TIMESTAMP_LTZ(3), registrations BIGINT", "window_start"),
     # Every published revision; ReplacingMergeTree(revision) keeps the newest, whatever order they arrive in.
     "content_dim": ("content_id STRING, course_id STRING, title STRING, course_title STRING, revision INT, "
-                    "published_at TIMESTAMP(3)", None),
+                    "published_at TIMESTAMP_LTZ(3)", None),
 }  # fmt: skip
-
-# What the aggregates and late_events read; the payload bytes and JSON stay out of that shuffle.
-SEQUENCED_COLUMNS = [
-    "kafka_topic", "kafka_partition", "kafka_offset", "event_id", "event_type", "event_time", "user_id",
-    "content_id", "course_id", "watch_seconds", "completed", "payment_id", "`method`", "total_minor", "currency",
-]  # fmt: skip
 
 LATE_REASON = "older than its partition's newest event by more than the allowed out-of-orderness"
 
 
 def _at(epoch_ms: str) -> str:
-    """Epoch milliseconds as a TIMESTAMP(3) in UTC (the session time zone)."""
-    return f"CAST(TO_TIMESTAMP_LTZ({epoch_ms}, 3) AS TIMESTAMP(3))"
+    """Epoch milliseconds as an instant (TIMESTAMP_LTZ), which the sink writes as it is: no time-zone arithmetic."""
+    return f"TO_TIMESTAMP_LTZ({epoch_ms}, 3)"
 
 
-MINUTE = _at("event_time / 60000 * 60000")
-HOUR = _at("event_time / 3600000 * 3600000")
+# Aggregates group by the epoch millisecond that starts the minute (or hour), a BIGINT, and turn only their result
+# rows into timestamps.
+MINUTE_MS = "event_time / 60000 * 60000"
+HOUR_MS = "event_time / 3600000 * 3600000"
+MINUTE = _at(MINUTE_MS)
+HOUR = _at(HOUR_MS)
 
 # Each query selects exactly the columns of its sink, in order.
 QUERIES = {
@@ -116,7 +114,7 @@ QUERIES = {
         SELECT {MINUTE}, content_id, course_id, COUNT(*), COUNT(DISTINCT user_id), SUM(CAST(watch_seconds AS BIGINT)),
                SUM(CASE WHEN completed THEN 1 ELSE 0 END)
         FROM on_time WHERE event_type = 'clickstream.content_viewed'
-        GROUP BY {MINUTE}, content_id, course_id""",
+        GROUP BY {MINUTE_MS}, content_id, course_id""",
     "user_sessions": f"""
         SELECT user_id, {_at("session_start")}, {_at("session_end")}, duration_seconds, events, contents_watched,
                version, deleted
@@ -127,7 +125,7 @@ QUERIES = {
             SELECT p.event_time, p.course_id, a.`method`, p.currency, p.total_minor
             FROM paid p JOIN approved a ON p.payment_id = a.payment_id
              AND p.event_time BETWEEN a.event_time AND a.event_time + 3600000)
-        GROUP BY {MINUTE}, course_id, `method`, currency""",
+        GROUP BY {MINUTE_MS}, course_id, `method`, currency""",
     "funnel_hour": f"""
         SELECT {HOUR},
                COUNT(DISTINCT CASE WHEN event_type = 'clickstream.content_viewed' THEN user_id END),
@@ -136,9 +134,9 @@ QUERIES = {
                COUNT(DISTINCT CASE WHEN event_type = 'user.enrolled' THEN user_id END)
         FROM on_time
         WHERE event_type IN ('clickstream.content_viewed', 'order.created', 'order.paid', 'user.enrolled')
-        GROUP BY {HOUR}""",
+        GROUP BY {HOUR_MS}""",
     "registrations_minute": f"""
-        SELECT {MINUTE}, COUNT(*) FROM on_time WHERE event_type = 'user.registered' GROUP BY {MINUTE}""",
+        SELECT {MINUTE}, COUNT(*) FROM on_time WHERE event_type = 'user.registered' GROUP BY {MINUTE_MS}""",
     "content_dim": f"""
         SELECT content_id, course_id, title, COALESCE(course_title, ''), revision, {_at("event_time")}
         FROM events WHERE event_type = 'content.published'""",
@@ -151,47 +149,20 @@ def source_topics(settings: Settings) -> list[str]:
     return sorted({topics.clickstream, topics.commerce, topics.payment, topics.user, topics.content})
 
 
-def _declare_sources(t_env: StreamTableEnvironment, settings: Settings, bounded: bool) -> None:
-    group = f"{settings.flink.consumer_group_prefix}-{JOB_NAME}"
-    options = kafka_raw_options(settings.kafka.client_config(), source_topics(settings), group, bounded)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE domain_events (
-            record_key BYTES,
-            payload BYTES,
-            kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
-            kafka_partition INT METADATA FROM 'partition' VIRTUAL,
-            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
-        ) WITH ({with_clause(options)})""")
-    decode = decode_call("payload", settings.registry.ccompat_url, DECODED_FIELDS)
-    with_row = t_env.sql_query(
-        f"SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {decode} AS d FROM domain_events"
-    )
-    # Through a (JVM) DataStream and back: the planner then decodes each record once. Otherwise it copies the call
-    # into every branch that reads the result (raw events, dead letters, the late rule, the dimension).
-    once = t_env.from_data_stream(
-        t_env.to_data_stream(with_row), Schema.new_builder().column_by_expression("arrival", "PROCTIME()").build()
-    )
-    t_env.create_temporary_view("decoded_once", once)
-    # Quoted: some field names (`method`) are reserved words in Flink SQL.
-    names = ["ok", "error", "error_code", "payload_json", *(field.name for field in DECODED_FIELDS)]
-    fields = ", ".join(f"d.`{name}` AS `{name}`" for name in names)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW decoded AS
-        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, arrival, {fields}
-        FROM decoded_once""")
-    t_env.execute_sql("CREATE TEMPORARY VIEW events AS SELECT * FROM decoded WHERE ok")
-    bound_ms = settings.flink.max_out_of_orderness_s * 1000
-    sequenced = t_env.sql_query(f"""
-        SELECT *, event_time < high_ms - {bound_ms} AS is_late FROM (
-            SELECT {", ".join(SEQUENCED_COLUMNS)}, MAX(event_time) OVER (
-                PARTITION BY kafka_topic, kafka_partition ORDER BY arrival
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS high_ms
-            FROM events)""")
-    # Once for all branches, like the decoding: the planner would otherwise repeat the OVER for one of them.
-    t_env.create_temporary_view("sequenced", t_env.from_data_stream(t_env.to_data_stream(sequenced)))
+def _declare_sources(
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings, bounded: bool
+) -> None:
+    flink = settings.flink
+    register_events_view(env, t_env, EventsView(
+        name="sequenced", kafka=settings.kafka.client_config(), topics=source_topics(settings),
+        group_id=f"{flink.consumer_group_prefix}-{JOB_NAME}", bounded=bounded,
+        registry_url=settings.registry.ccompat_url, fields=DECODED_FIELDS, event_time_field="event_time",
+        late_bound_ms=flink.max_out_of_orderness_s * 1000, event_time_range_ms=flink.event_time_range_ms,
+    ))  # fmt: skip
     views = {
-        "on_time": "SELECT * FROM sequenced WHERE NOT is_late",
-        "late": "SELECT * FROM sequenced WHERE is_late",
+        "events": "SELECT * FROM sequenced WHERE ok",
+        "on_time": "SELECT * FROM sequenced WHERE ok AND NOT is_late",
+        "late": "SELECT * FROM sequenced WHERE ok AND is_late",
         "clicks": """
             SELECT user_id, event_time, high_ms,
                    CASE WHEN event_type = 'clickstream.content_viewed' THEN content_id END AS content_id
@@ -233,7 +204,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     """Wires sources, transformations and sinks; `env.execute()` runs them as one job."""
     t_env = StreamTableEnvironment.create(env)
     register_jvm_functions(t_env)
-    _declare_sources(t_env, settings, bounded)
+    _declare_sources(env, t_env, settings, bounded)
     _declare_dead_letters(t_env, settings)
     _declare_sinks(t_env, settings)
 
@@ -247,7 +218,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
             'dlq.reason', ENCODE(error, 'UTF-8'),
             'dlq.reason.code', ENCODE(error_code, 'UTF-8'),
             'dlq.failed.by', ENCODE('{JOB_NAME}', 'UTF-8')]
-        FROM decoded WHERE NOT ok""")
+        FROM sequenced WHERE NOT ok""")
     bound_ms = str(settings.flink.max_out_of_orderness_s * 1000)
     for table, query in QUERIES.items():
         statements.add_insert_sql(f"INSERT INTO sink_{table} {query.replace('{bound_ms}', bound_ms)}")

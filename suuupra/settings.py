@@ -7,6 +7,7 @@ the profile file ``infra/profiles/<profile>.toml``, then the defaults below (whi
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -179,6 +180,10 @@ class FlinkSettings(BaseModel):
     # late (recorded in `late_events`, kept out of the aggregates). No watermark decides anything in the analytics
     # job, so idle or back-pressured partitions neither stall results nor drop events (docs/analytics.md).
     max_out_of_orderness_s: int = 30
+    # An event time outside [from, until) is not a time this platform's events can have (a producer's bug or garbage):
+    # such a record goes to the dead-letter topic (`invalid_event_time`) instead of a dashboard's year 2200.
+    event_time_valid_from: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    event_time_valid_until: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
     # Aggregates are updated continuously; Flink folds the updates of this long into one write per key.
     mini_batch_latency_ms: int = Field(default=1000, gt=0)
     mini_batch_rows: int = Field(default=20_000, gt=0)
@@ -192,6 +197,10 @@ class FlinkSettings(BaseModel):
     sink_max_retries: int = Field(default=5, ge=0)
     sink_parallelism: int | None = Field(default=None, description="Defaults to the job's parallelism.")
     python_bundle_size: int = 5000
+
+    @property
+    def event_time_range_ms(self) -> tuple[int, int]:
+        return (int(self.event_time_valid_from.timestamp() * 1000), int(self.event_time_valid_until.timestamp() * 1000))
 
 
 class ServicesSettings(BaseModel):

@@ -165,10 +165,12 @@ def source_topics(settings: Settings) -> list[str]:
 
 
 def kafka_events(settings: Settings) -> list[KafkaEvent]:
-    """Every readable event of the job's topics, read to their current end (unreadable ones are skipped, not
-    dead-lettered: this only looks)."""
+    """Every event of the job's topics the job accepts, read to their current end: readable, with an event time in
+    the valid range (the job dead-letters the others; this only looks, and skips them)."""
+    valid_from, valid_until = settings.flink.event_time_range_ms
     with event_consumer(settings, source_topics(settings), read_only=True) as consumer:
-        return [KafkaEvent(r.topic, r.partition, r.offset, to_wire(r.value)) for r in consumer.read_to_end()]
+        events = [KafkaEvent(r.topic, r.partition, r.offset, to_wire(r.value)) for r in consumer.read_to_end()]
+    return [event for event in events if valid_from <= event.time < valid_until]
 
 
 def actual_tables(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,13 @@ def _environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, **environment_overrides(settings, "topics", "clickhouse", "flink")}
 
 
+# Readable events whose time no event of this platform can have: the job dead-letters them (invalid_event_time).
+IMPOSSIBLE_TIMES = (7_258_118_400_000, 1_000)  # 2200-01-01 and one second into 1970, epoch ms
+
+
 def _publish(settings: Settings, count: int, seed: int) -> int:
-    """Journeys with out-of-order and late events, and malformed records among them; returns the malformed count."""
+    """Journeys with out-of-order and late events, and among them malformed records and readable events at impossible
+    times; returns how many of those the job must dead-letter."""
     publisher = EventPublisher(settings)
     read_by_job = set(source_topics(settings))
     profile = SimulationProfile(seed=seed, start_time_ms=START, users=60, out_of_order_share=0.08, late_share=0.03)
@@ -41,6 +47,11 @@ def _publish(settings: Settings, count: int, seed: int) -> int:
                 topic, event.value["user_id"].encode(), bad, timestamp_ms=event.value["event_time"]
             )
             malformed += 1
+        if index % 500 == 11 and topic in read_by_job:
+            when = IMPOSSIBLE_TIMES[index % len(IMPOSSIBLE_TIMES)]
+            publisher.publish({**event.value, "event_id": str(uuid.UUID(int=random.Random(index).getrandbits(128))),
+                               "event_time": when})  # fmt: skip
+            malformed += 1
     publisher.flush()
     return malformed
 
@@ -50,7 +61,7 @@ def _dead_letter_offsets(settings: Settings) -> set[tuple[str, str, str]]:
     letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
     for letter in letters:
         assert letter.headers["reason"]
-        assert letter.headers["reason.code"] in {"malformed_record", "unknown_schema"}
+        assert letter.headers["reason.code"] in {"malformed_record", "unknown_schema", "invalid_event_time"}
     return {(h["original.topic"], h["original.partition"], h["original.offset"]) for h in (x.headers for x in letters)}
 
 

@@ -1,20 +1,11 @@
 package com.suuupra.flink.avro;
 
-import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
 
-import org.apache.avro.Schema;
-import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericRecord;
-import org.apache.avro.io.BinaryDecoder;
-import org.apache.avro.io.DecoderFactory;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
-import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.inference.InputTypeStrategies;
@@ -38,25 +29,13 @@ import org.apache.flink.types.Row;
 public class AvroConfluentDecode extends ScalarFunction {
     private static final long serialVersionUID = 1L;
 
-    public static final String MALFORMED = "malformed_record";
-    public static final String UNKNOWN_SCHEMA = "unknown_schema";
-    public static final String INCOMPATIBLE_SCHEMA = "incompatible_schema";
     private static final int STATUS_FIELDS = 4;
-    /** Avro allocates a string or array of the length a record claims before reading it: bound that. */
-    private static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
 
-    static {
-        String limit = Long.toString(MAX_RECORD_BYTES);
-        System.setProperty("org.apache.avro.limits.string.maxLength", limit);
-        System.setProperty("org.apache.avro.limits.bytes.maxLength", limit);
-        System.setProperty("org.apache.avro.limits.collectionItems.maxLength", limit);
-    }
-
-    private transient Map<Integer, WriterSchema> writers;
-    private transient RegistryLookup registry;
+    private transient ConfluentAvroReader avro;
     private transient String registryUrl;
     private transient FieldReader[] readers;
-    private transient BinaryDecoder reusable;
+    private transient String[] names;
+    private transient JsonBytes json;
 
     /**
      * Declared non-deterministic so the planner evaluates it once per record: a deterministic call is copied into
@@ -101,62 +80,29 @@ public class AvroConfluentDecode extends ScalarFunction {
         }
     }
 
-    @Override
-    public void open(FunctionContext context) {
-        writers = new ConcurrentHashMap<>();
-    }
-
     public Row eval(byte[] payload, String registryUrl, String resultType) {
         if (readers == null) {
             this.registryUrl = registryUrl;
-            this.registry = new RegistryLookup(registryUrl);
+            this.avro = new ConfluentAvroReader(registryUrl);
             this.readers = FieldReader.forRow(resultType);
-        }
-        if (payload == null) {
-            return failure(MALFORMED, "record has no value (a tombstone), expected an Avro event");
-        }
-        if (payload.length < 5) {
-            return failure(MALFORMED,
-                    "record is " + payload.length + " bytes, shorter than the 5-byte Confluent Avro header");
-        }
-        if (payload[0] != 0) {
-            return failure(MALFORMED, String.format(
-                    "first byte is 0x%02x, not the Confluent Avro magic byte 0x00", payload[0] & 0xFF));
-        }
-        int schemaId = ByteBuffer.wrap(payload, 1, 4).getInt();
-        WriterSchema writer = writers.get(schemaId);
-        if (writer == null) {
-            try {
-                writer = registry.fetch(schemaId);
-            } catch (RegistryLookup.UnknownSchemaException error) {
-                return failure(UNKNOWN_SCHEMA, error.getMessage());
-            } catch (RegistryLookup.IncompatibleSchemaException error) {
-                return failure(INCOMPATIBLE_SCHEMA, error.getMessage());
+            this.names = new String[readers.length];
+            for (int i = 0; i < readers.length; i++) {
+                names[i] = readers[i].name;
             }
-            writers.put(schemaId, writer);
+            this.json = new JsonBytes(512);
         }
-        GenericRecord record;
-        try {
-            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(payload, 5, payload.length - 5, reusable);
-            record = writer.reader.read(null, decoder);
-            if (!decoder.isEnd()) {
-                reusable = null;
-                return failure(MALFORMED, "record has bytes after the end of its Avro body (schema id " + schemaId
-                        + ", " + payload.length + " bytes)");
-            }
-            reusable = decoder;
-        } catch (IOException | RuntimeException | OutOfMemoryError error) {
-            // A failed read leaves the decoder's buffer in an unknown state: never reuse it.
-            reusable = null;
-            return failure(MALFORMED, "record does not decode with schema id " + schemaId + " ("
-                    + writer.schema.getFullName() + "): " + error.getClass().getSimpleName() + ": "
-                    + error.getMessage());
+        if (!avro.read(payload)) {
+            return failure(avro.errorCode(), avro.error());
         }
+        GenericRecord record = avro.record();
         Row row = Row.withPositions(STATUS_FIELDS + readers.length);
         row.setField(0, Boolean.TRUE);
-        row.setField(3, AvroJson.payloadJson(record, writer.envelopeFields));
+        avro.writer().payloadJson(record, json);
+        row.setField(3, json.toUtf8String());
+        int[] positions = avro.writer().positions(names);
         for (int i = 0; i < readers.length; i++) {
-            row.setField(STATUS_FIELDS + i, readers[i].read(record, writer.schema));
+            Object value = positions[i] < 0 ? null : record.get(positions[i]);
+            row.setField(STATUS_FIELDS + i, value == null ? null : readers[i].convert(value));
         }
         return row;
     }
@@ -174,34 +120,12 @@ public class AvroConfluentDecode extends ScalarFunction {
         return "decode_avro(" + registryUrl + ")";
     }
 
-    /** A writer's schema, its datum reader and the envelope fields payload_json leaves out. */
-    static final class WriterSchema {
-        final Schema schema;
-        final GenericDatumReader<GenericRecord> reader;
-        final java.util.Set<String> envelopeFields;
-
-        WriterSchema(Schema schema) {
-            this.schema = schema;
-            this.reader = new GenericDatumReader<>(schema);
-            this.envelopeFields = AvroJson.ENVELOPE;
-        }
-    }
-
     /** Reads one top-level field of a record as the external type of its result column. */
     abstract static class FieldReader {
         final String name;
 
         FieldReader(String name) {
             this.name = name;
-        }
-
-        Object read(GenericRecord record, Schema schema) {
-            Schema.Field field = schema.getField(name);
-            if (field == null) {
-                return null;
-            }
-            Object value = record.get(field.pos());
-            return value == null ? null : convert(value);
         }
 
         abstract Object convert(Object value);

@@ -50,7 +50,7 @@ final class RegistryLookup {
         this.client = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
     }
 
-    AvroConfluentDecode.WriterSchema fetch(int id) throws UnknownSchemaException, IncompatibleSchemaException {
+    WriterSchema fetch(int id) throws UnknownSchemaException, IncompatibleSchemaException {
         HttpRequest request = HttpRequest.newBuilder(URI.create(baseUrl + "/schemas/ids/" + id))
                 .timeout(TIMEOUT).header("Accept", "application/json").GET().build();
         HttpResponse<String> response;
@@ -97,6 +97,6 @@ final class RegistryLookup {
         if (schema.getType() != Schema.Type.RECORD) {
             throw new IncompatibleSchemaException("schema id " + id + " is not an Avro record schema");
         }
-        return new AvroConfluentDecode.WriterSchema(schema);
+        return new WriterSchema(schema);
     }
 }

@@ -1,0 +1,70 @@
+"""Domain events from Kafka as one SQL view, decoded and sequenced in the JVM (connectors/jvm, `SequencedEvents`).
+
+Each record is decoded once, in the task that read it, into a binary row: Confluent-framed Avro by its writer's
+schema, the asked-for top-level fields by name, the rest of the payload as JSON; and the late rule marks an event
+more than `late_bound_ms` older than the newest event already seen in its Kafka partition (checkpointed state, fed
+in offset order). Every branch of a job reads that view, so nothing is decoded twice and no row is converted to
+Java or Python objects on the way.
+
+Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_topic`, `kafka_partition`,
+`kafka_offset`, `ok`, `error`, `error_code`, `payload_json`, the decoded fields, `high_ms` (the newest event time of
+the partition so far, this event included) and `is_late`. A record that cannot be read, or whose event time is
+outside `event_time_range_ms`, has `ok` false and the reason (`malformed_record`, `unknown_schema`,
+`incompatible_schema`, `invalid_event_time`), for a dead-letter sink.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+
+from connectors.flink.tables import DecodedField
+from connectors.kafka.config import ConfigValue
+
+EVENTS_CLASS = "com.suuupra.flink.events.SequencedEvents"
+
+
+@dataclass(frozen=True)
+class EventsView:
+    """What the view reads (topics, from the group's committed offsets) and decodes."""
+
+    name: str
+    kafka: Mapping[str, ConfigValue]
+    topics: Sequence[str]
+    group_id: str | None
+    bounded: bool
+    registry_url: str
+    fields: Sequence[DecodedField]
+    event_time_field: str
+    late_bound_ms: int
+    event_time_range_ms: tuple[int, int]
+
+    def config_json(self) -> str:
+        kafka = {key: str(value) for key, value in self.kafka.items()}
+        return json.dumps({
+            "name": self.name,
+            "bootstrap_servers": kafka.get("bootstrap.servers"),
+            "kafka_properties": kafka,
+            "topics": list(self.topics),
+            "group_id": self.group_id,
+            "bounded": self.bounded,
+            "registry_url": self.registry_url,
+            "fields": [[field.name, field.sql_type] for field in self.fields],
+            "event_time_field": self.event_time_field,
+            "late_bound_ms": self.late_bound_ms,
+            "event_time_min_ms": self.event_time_range_ms[0],
+            "event_time_max_ms": self.event_time_range_ms[1],
+        })  # fmt: skip
+
+
+def register_events_view(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, view: EventsView) -> None:
+    """Declares the view in `t_env`; its source and decoding operator join the job `env` runs."""
+    events = get_gateway().jvm
+    for part in EVENTS_CLASS.split("."):
+        events = getattr(events, part)
+    events.register(t_env._j_tenv, env._j_stream_execution_environment, view.config_json())

@@ -1,0 +1,114 @@
+package com.suuupra.flink.avro;
+
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryDecoder;
+import org.apache.avro.io.DecoderFactory;
+
+/**
+ * Reads Confluent-framed Avro records (magic byte 0, 4-byte schema id, Avro body) into GenericRecords of their
+ * writer's schema, fetched from a Confluent-compatible registry once per id. One instance per thread.
+ *
+ * <p>A record that cannot be read is not an exception: {@link #read} answers false and {@link #errorCode} /
+ * {@link #error} say why, for a dead-letter sink. An unreachable registry does throw (the record may be fine): the
+ * job fails and its restart strategy retries from the last checkpoint.
+ */
+public final class ConfluentAvroReader {
+    public static final String MALFORMED = "malformed_record";
+    public static final String UNKNOWN_SCHEMA = "unknown_schema";
+    public static final String INCOMPATIBLE_SCHEMA = "incompatible_schema";
+    /** Avro allocates a string or array of the length a record claims before reading it: bound that. */
+    private static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
+
+    static {
+        String limit = Long.toString(MAX_RECORD_BYTES);
+        System.setProperty("org.apache.avro.limits.string.maxLength", limit);
+        System.setProperty("org.apache.avro.limits.bytes.maxLength", limit);
+        System.setProperty("org.apache.avro.limits.collectionItems.maxLength", limit);
+    }
+
+    private final RegistryLookup registry;
+    private final Map<Integer, WriterSchema> writers = new HashMap<>();
+    private BinaryDecoder reusable;
+    private GenericRecord record;
+    private WriterSchema writer;
+    private String errorCode;
+    private String error;
+
+    public ConfluentAvroReader(String registryUrl) {
+        this.registry = new RegistryLookup(registryUrl);
+    }
+
+    /** Reads one record; true when {@link #record} and {@link #writer} hold it, false when {@link #error} says why. */
+    public boolean read(byte[] payload) {
+        record = null;
+        writer = null;
+        if (payload == null) {
+            return fail(MALFORMED, "record has no value (a tombstone), expected an Avro event");
+        }
+        if (payload.length < 5) {
+            return fail(MALFORMED,
+                    "record is " + payload.length + " bytes, shorter than the 5-byte Confluent Avro header");
+        }
+        if (payload[0] != 0) {
+            return fail(MALFORMED,
+                    String.format("first byte is 0x%02x, not the Confluent Avro magic byte 0x00", payload[0] & 0xFF));
+        }
+        int schemaId = ((payload[1] & 0xFF) << 24) | ((payload[2] & 0xFF) << 16) | ((payload[3] & 0xFF) << 8)
+                | (payload[4] & 0xFF);
+        WriterSchema found = writers.get(schemaId);
+        if (found == null) {
+            try {
+                found = registry.fetch(schemaId);
+            } catch (RegistryLookup.UnknownSchemaException unknown) {
+                return fail(UNKNOWN_SCHEMA, unknown.getMessage());
+            } catch (RegistryLookup.IncompatibleSchemaException incompatible) {
+                return fail(INCOMPATIBLE_SCHEMA, incompatible.getMessage());
+            }
+            writers.put(schemaId, found);
+        }
+        try {
+            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(payload, 5, payload.length - 5, reusable);
+            GenericRecord decoded = found.reader.read(null, decoder);
+            if (!decoder.isEnd()) {
+                reusable = null;
+                return fail(MALFORMED, "record has bytes after the end of its Avro body (schema id " + schemaId
+                        + ", " + payload.length + " bytes)");
+            }
+            reusable = decoder;
+            record = decoded;
+            writer = found;
+            return true;
+        } catch (IOException | RuntimeException | OutOfMemoryError failure) {
+            // A failed read leaves the decoder's buffer in an unknown state: never reuse it.
+            reusable = null;
+            return fail(MALFORMED, "record does not decode with schema id " + schemaId + " (" + found.fullName()
+                    + "): " + failure.getClass().getSimpleName() + ": " + failure.getMessage());
+        }
+    }
+
+    private boolean fail(String code, String reason) {
+        errorCode = code;
+        error = reason;
+        return false;
+    }
+
+    public GenericRecord record() {
+        return record;
+    }
+
+    public WriterSchema writer() {
+        return writer;
+    }
+
+    public String errorCode() {
+        return errorCode;
+    }
+
+    public String error() {
+        return error;
+    }
+}
