@@ -10,6 +10,7 @@ import typer
 from suuupra.cli import (
     clickhouse_cmd,
     dashboard_cmd,
+    features_cmd,
     jobs_cmd,
     payments_cmd,
     platform_cmd,
@@ -40,6 +41,7 @@ app.add_typer(services_cmd.app, name="services")
 app.add_typer(payments_cmd.app, name="payments")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 app.add_typer(verify_cmd.app, name="verify")
+app.add_typer(features_cmd.app, name="features")
 
 
 @app.callback()

@@ -3,7 +3,6 @@ PostgreSQL as offline store (docs/features.md says why), its registry under the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +131,7 @@ def remove(settings: Settings) -> None:
         registry.parent.rmdir()
 
 
-def as_datetime(epoch_ms: int) -> datetime:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+def historical_features(store: FeatureStore, entity_df: Any, refs: list[str]) -> Any:
+    """Feast's point-in-time join over the offline store: for each row of `entity_df` (join keys and
+    `event_timestamp`), every view's newest row at or before that timestamp (ties: the higher version)."""
+    return store.get_historical_features(entity_df=entity_df, features=refs, full_feature_names=True).to_df()
