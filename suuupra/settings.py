@@ -221,6 +221,8 @@ class FraudSettings(BaseModel):
     # the bundle time bounds the latency Python adds.
     bundle_time_ms: int = Field(default=5, gt=0)
     bundle_size: int = Field(default=200, gt=0)
+    # Records leave a task when its network buffer fills or after this long (Flink's default is 100 ms).
+    buffer_timeout_ms: int = Field(default=5, ge=0)
     # How many reasons (the largest feature contributions) a decision carries.
     reasons: int = Field(default=3, ge=0)
 
@@ -238,7 +240,7 @@ class ServicesSettings(BaseModel):
     consumer_group_prefix: str = "suuupra-services"
     # Fraud decisions come from the fraud job (`suuupra jobs run fraud`). The rule-based stand-in publishes them
     # instead when this is on: for tests and set-ups that run no job.
-    fraud_standin: bool = True
+    fraud_standin: bool = False
     # A payment with no fraud decision after this long fails (TIMEOUT) and its order is cancelled.
     payment_timeout_s: float = Field(default=120.0, gt=0)
     payment_timeout_check_s: float = Field(default=5.0, gt=0)
