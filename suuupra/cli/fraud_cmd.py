@@ -66,6 +66,47 @@ def train_command(
         raise fail("the model does not beat the rule-based stand-in (PR-AUC) on the held-out payments")
 
 
+@app.command("decisions")
+def decisions_command(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the newest decisions.")] = 5,
+    decision: Annotated[str | None, typer.Option(help="Only APPROVE, REVIEW or REJECT.")] = None,
+) -> None:
+    """The fraud job's newest decisions (from ClickHouse), with their scores and reasons."""
+    from suuupra.clickhouse.migrate import server_backend
+
+    settings = state(ctx).settings
+    where = ""
+    if decision is not None:
+        if decision not in ("APPROVE", "REVIEW", "REJECT"):
+            raise fail("--decision must be APPROVE, REVIEW or REJECT")
+        where = f"WHERE decision = '{decision}'"
+    try:
+        backend = server_backend(settings)
+        rows = backend.query(
+            f"SELECT decided_at, payment_id, decision, score, reasons, model_version "
+            f"FROM {settings.clickhouse.database}.fraud_decisions FINAL {where} "
+            f"ORDER BY decided_at_ms DESC, decision_id LIMIT {limit}"
+        ).rows
+        backend.close()
+    except Exception as error:
+        hint = "Platform up, `suuupra clickhouse migrate` run?"
+        raise fail(f"reading fraud_decisions failed: {error}. {hint}") from error
+    if not rows:
+        raise fail("no fraud decisions yet: run the fraud job (`suuupra jobs run fraud`)")
+    models = ", ".join(sorted({str(row[5]) for row in rows}))
+    table = Table(title=f"newest fraud decisions (model {models})")
+    table.add_column("decided at (UTC)", no_wrap=True)
+    table.add_column("payment", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("reasons (input=value, +contribution to the log-odds)", min_width=36, overflow="fold")
+    for decided_at, payment_id, verdict, score, reasons, _model in rows:
+        table.add_row(f"{decided_at:%H:%M:%S}", str(payment_id)[:8], verdict, f"{score:.3f}",
+                      reasons.replace("; ", "\n") or "-")  # fmt: skip
+    console.print(table)
+
+
 @app.command("models")
 def models_command(ctx: typer.Context) -> None:
     """The saved model versions, oldest first."""
