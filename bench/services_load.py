@@ -197,7 +197,9 @@ def running_services(box: Sandbox, up_args: list[str], timeout_s: float = 60.0) 
     }
     log_path = box.workdir / "services.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([SUUUPRA, "services", "up", "--port", str(port), *up_args], env=environment,
+        # The stand-in decides: this benchmark measures the services and the saga, not the fraud job.
+        process = subprocess.Popen([SUUUPRA, "services", "up", "--port", str(port), "--fraud-standin", *up_args],
+                                   env=environment,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     server = Server(process, f"http://{host}:{port}", log_path)
     try:

@@ -203,6 +203,40 @@ class FlinkSettings(BaseModel):
         return (int(self.event_time_valid_from.timestamp() * 1000), int(self.event_time_valid_until.timestamp() * 1000))
 
 
+class FeaturesSettings(BaseModel):
+    """The feature store (Feast: online store in Redis, offline store in PostgreSQL) and the features job."""
+
+    # Feast's project: it ends every online-store key, so two projects share one Redis without meeting.
+    project: str = Field(default="suuupra", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    # The PostgreSQL schema (in postgres.database) of the offline store's tables, one per feature view.
+    offline_schema: str = Field(default="features", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    repo_dir: Path | None = Field(
+        default=None, description="Where `suuupra features apply` keeps Feast's registry; <data_dir>/feature_store."
+    )
+    # Online writes: the newest row per entity, written in one Redis pipeline per batch.
+    online_flush_ms: int = Field(default=50, gt=0)
+    online_batch_rows: int = Field(default=2000, gt=0)
+    # Offline writes (every row, the history training reads): JDBC batches into PostgreSQL.
+    offline_batch_rows: int = Field(default=5000, gt=0)
+    offline_batch_delay_s: float = Field(default=0.5, gt=0)
+
+
+class FraudSettings(BaseModel):
+    """The fraud scoring job and its models."""
+
+    # A model version saved by `suuupra fraud train`, or "latest" for the newest one.
+    model_version: str = "latest"
+    models_dir: Path | None = Field(default=None, description="Saved models; <data_dir>/models/fraud.")
+    # The scoring UDF sees a bundle when it holds this many payments or after this long, whichever comes first:
+    # the bundle time bounds the latency Python adds.
+    bundle_time_ms: int = Field(default=5, gt=0)
+    bundle_size: int = Field(default=200, gt=0)
+    # Records leave a task when its network buffer fills or after this long (Flink's default is 100 ms).
+    buffer_timeout_ms: int = Field(default=5, ge=0)
+    # How many reasons (the largest feature contributions) a decision carries.
+    reasons: int = Field(default=3, ge=0)
+
+
 class ServicesSettings(BaseModel):
     """The transactional services (identity, content, commerce): where they listen and how they sign sessions."""
 
@@ -214,8 +248,9 @@ class ServicesSettings(BaseModel):
     producer: str = "suuupra-services"
     # The enrolment saga's consumers (run by `suuupra services up`) join groups named from this prefix.
     consumer_group_prefix: str = "suuupra-services"
-    # Until the fraud job exists, a rule-based stand-in publishes the fraud decisions the saga waits for.
-    fraud_standin: bool = True
+    # Fraud decisions come from the fraud job (`suuupra jobs run fraud`). The rule-based stand-in publishes them
+    # instead when this is on: for tests and set-ups that run no job.
+    fraud_standin: bool = False
     # A payment with no fraud decision after this long fails (TIMEOUT) and its order is cancelled.
     payment_timeout_s: float = Field(default=120.0, gt=0)
     payment_timeout_check_s: float = Field(default=5.0, gt=0)
@@ -273,10 +308,20 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     services: ServicesSettings = Field(default_factory=ServicesSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    fraud: FraudSettings = Field(default_factory=FraudSettings)
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.flink.checkpoint_dir or self.paths.data_dir / "flink" / "checkpoints"
+
+    @property
+    def feature_repo_dir(self) -> Path:
+        return self.features.repo_dir or self.paths.data_dir / "feature_store"
+
+    @property
+    def fraud_models_dir(self) -> Path:
+        return self.fraud.models_dir or self.paths.data_dir / "models" / "fraud"
 
     @classmethod
     def settings_customise_sources(
@@ -369,4 +414,10 @@ def isolated_settings(settings: Settings, prefix: str) -> Settings:
     topics = TopicNames(**{logical: f"{prefix}.{name}" for logical, name in TopicNames().model_dump().items()})
     postgres = settings.postgres.model_copy(update={"services_schema": re.sub(r"[^a-z0-9_]", "_", prefix.lower())})
     services = settings.services.model_copy(update={"consumer_group_prefix": f"{prefix}-services"})
-    return settings.model_copy(update={"topics": topics, "postgres": postgres, "services": services})
+    schema = postgres.services_schema
+    features = settings.features.model_copy(update={
+        "project": schema if schema and schema[0].isalpha() else f"p{schema}", "offline_schema": f"{schema}_features",
+    })  # fmt: skip
+    return settings.model_copy(
+        update={"topics": topics, "postgres": postgres, "services": services, "features": features}
+    )

@@ -31,6 +31,9 @@ def platform(settings: Settings) -> Iterator[Platform]:
 @pytest.fixture
 def isolated(settings: Settings, platform: Platform) -> Iterator[Settings]:
     """Settings whose topics, services' PostgreSQL schema and consumer groups are this test's own (topics created,
-    schemas registered), so tests never mix: a relay in one test cannot publish another test's outbox."""
+    schemas registered), so tests never mix: a relay in one test cannot publish another test's outbox.
+
+    The saga's fraud decisions come from the rule-based stand-in: these tests run no fraud job (the fraud job's own
+    tests switch it off)."""
     with isolated_environment(settings, f"test-{uuid.uuid4().hex[:10]}") as own:
-        yield own
+        yield own.model_copy(update={"services": own.services.model_copy(update={"fraud_standin": True})})

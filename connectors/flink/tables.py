@@ -6,9 +6,15 @@
   into the named columns of a wide row, plus ok / error / error_code / payload_json.
 - `gap_sessions(input => TABLE t PARTITION BY key, gap_ms => ..., bound_ms => ...)` (`GapSessions`): gap sessions
   kept current on every event, versioned for a ReplacingMergeTree.
+- `sliding_features(input => TABLE t PARTITION BY key, spec => ...)` (`SlidingFeatures`): count / sum / distinct
+  over sliding windows ending at each key's newest event, and first-seen times, kept current on every event.
 - ClickHouse sinks (`'connector' = 'clickhouse'`, `ClickHouseTableSinkFactory`): batched RowBinary inserts over HTTP
   sent while the task goes on, retries, and with a primary key one row per key and batch (an upsert into a
   ReplacingMergeTree).
+- PostgreSQL sinks through Flink's JDBC connector and its PostgreSQL dialect (upserts with ON CONFLICT on the
+  primary key).
+- Feast online-store sinks (`feast-redis`, `FeastRedisSink`): one feature view's rows in Feast's Redis layout,
+  batched, the newest row per entity winning.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from connectors.kafka.config import ConfigValue
 JVM_FUNCTIONS = {
     "decode_avro": "com.suuupra.flink.avro.AvroConfluentDecode",
     "gap_sessions": "com.suuupra.flink.sessions.GapSessions",
+    "sliding_features": "com.suuupra.flink.features.SlidingFeatures",
 }
 DECODE_STATUS_COLUMNS = "ok BOOLEAN, error STRING, error_code STRING, payload_json STRING"
 
@@ -109,4 +116,60 @@ class ClickHouseSinkOptions:
             options["password"] = self.password
         if self.parallelism is not None:
             options["sink.parallelism"] = str(self.parallelism)
+        return options
+
+
+@dataclass(frozen=True)
+class PostgresJdbc:
+    """Where and how a job's JDBC sinks write to PostgreSQL (the connector's PostgreSQL dialect, pgjdbc)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    batch_rows: int
+    batch_delay_s: float
+    max_retries: int
+
+    def options(self, table: str) -> dict[str, str]:
+        return {
+            "connector": "jdbc",
+            "url": f"jdbc:postgresql://{self.host}:{self.port}/{self.database}",
+            "table-name": table,
+            "username": self.user,
+            "password": self.password,
+            "sink.buffer-flush.max-rows": str(self.batch_rows),
+            "sink.buffer-flush.interval": f"{int(self.batch_delay_s * 1000)} ms",
+            "sink.max-retries": str(self.max_retries),
+        }
+
+
+@dataclass(frozen=True)
+class FeastRedis:
+    """Where a job's `feast-redis` sinks write one Feast project's online rows, and how they batch."""
+
+    host: str
+    port: int
+    password: str | None
+    database: int
+    project: str
+    flush_ms: int
+    batch_rows: int
+
+    def options(self, view: str, join_key: str, timestamp_column: str) -> dict[str, str]:
+        options = {
+            "connector": "feast-redis",
+            "host": self.host,
+            "port": str(self.port),
+            "database": str(self.database),
+            "project": self.project,
+            "feature-view": view,
+            "join-key": join_key,
+            "timestamp-column": timestamp_column,
+            "sink.buffer-flush.interval": f"{self.flush_ms} ms",
+            "sink.buffer-flush.max-rows": str(self.batch_rows),
+        }
+        if self.password:
+            options["password"] = self.password
         return options

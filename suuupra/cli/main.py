@@ -10,6 +10,8 @@ import typer
 from suuupra.cli import (
     clickhouse_cmd,
     dashboard_cmd,
+    features_cmd,
+    fraud_cmd,
     jobs_cmd,
     payments_cmd,
     platform_cmd,
@@ -40,6 +42,8 @@ app.add_typer(services_cmd.app, name="services")
 app.add_typer(payments_cmd.app, name="payments")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 app.add_typer(verify_cmd.app, name="verify")
+app.add_typer(features_cmd.app, name="features")
+app.add_typer(fraud_cmd.app, name="fraud")
 
 
 @app.callback()

@@ -25,9 +25,21 @@ def up(
     saga: Annotated[
         bool, typer.Option(help="Run the enrolment saga's consumers and payment timeouts in this process.")
     ] = True,
+    fraud_standin: Annotated[
+        bool | None,
+        typer.Option(
+            "--fraud-standin/--no-fraud-standin",
+            help="Decide payments with the rule-based stand-in instead of the fraud job (`suuupra jobs run fraud`); "
+            "default: setting services.fraud_standin (off).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP APIs (OpenAPI at /docs and /openapi.json), relay committed events to Kafka, and run the saga."""
     settings = state(ctx).settings
+    if fraud_standin is not None:
+        settings = settings.model_copy(
+            update={"services": settings.services.model_copy(update={"fraud_standin": fraud_standin})}
+        )
     try:
         ensure_schema(settings)
     except Exception as error:
@@ -38,7 +50,11 @@ def up(
     if workers is not None:
         workers.start()
     listen = port or settings.services.port
-    standin = " with the rule-based fraud stand-in" if settings.services.fraud_standin else ""
+    standin = (
+        " with the rule-based fraud stand-in"
+        if settings.services.fraud_standin
+        else "; fraud decisions from the fraud job (`suuupra jobs run fraud`): payments wait for it"
+    )
     console.print(
         f"services on http://{settings.services.host}:{listen}/docs; outbox relay running; "
         + (f"saga workers running{standin}" if workers else "saga workers not started (--no-saga)")

@@ -11,6 +11,9 @@ from suuupra.settings import Settings
 # Jar file name prefixes in <lib>/flink, and the artifact each comes from.
 FETCHED_JARS = {
     "flink-sql-connector-kafka": "org.apache.flink:flink-sql-connector-kafka (infra/maven/pom.xml)",
+    "flink-connector-jdbc-core": "org.apache.flink:flink-connector-jdbc-core (infra/maven/pom.xml)",
+    "flink-connector-jdbc-postgres": "org.apache.flink:flink-connector-jdbc-postgres (infra/maven/pom.xml)",
+    "postgresql": "org.postgresql:postgresql (infra/maven/pom.xml)",
 }
 PROJECT_JAR = "suuupra-flink-connectors.jar"
 

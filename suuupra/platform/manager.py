@@ -99,8 +99,9 @@ class Platform:
 
     def _build_jvm_connectors(self) -> None:
         self.report("building the jobs' JVM functions and ClickHouse sink (connectors/jvm)")
+        # `clean` too: classes and resources of deleted sources would otherwise stay in target/ and in the jar.
         args = [self.settings.platform.maven, "-q", "-B", "-f", str(self.settings.paths.jvm_connectors / "pom.xml"),
-                f"-Dplatform.lib={self.settings.paths.lib_dir}", "package"]  # fmt: skip
+                f"-Dplatform.lib={self.settings.paths.lib_dir}", "clean", "package"]  # fmt: skip
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise PlatformError(f"building connectors/jvm failed: {(result.stdout + result.stderr).strip()[-1500:]}")

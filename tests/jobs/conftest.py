@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from suuupra.clickhouse.migrate import migrate, server_backend
+from suuupra.features.store import apply, remove
 from suuupra.settings import Settings
 
 
@@ -17,7 +18,7 @@ def job_settings(isolated: Settings, tmp_path: Path) -> Iterator[Settings]:
     database = f"test_{uuid.uuid4().hex[:10]}"
     own = isolated.model_copy(
         update={
-            # Copies, so a settings file's hosts and ports (SUUUPRA_CONFIG) still hold.
+            # Copies, not new objects: the platform's hosts and ports stay those of the settings.
             "clickhouse": isolated.clickhouse.model_copy(update={"database": database}),
             "flink": isolated.flink.model_copy(update=dict(
                 checkpoint_dir=tmp_path / "checkpoints", consumer_group_prefix=f"test-{uuid.uuid4().hex[:8]}",
@@ -30,3 +31,15 @@ def job_settings(isolated: Settings, tmp_path: Path) -> Iterator[Settings]:
     yield own
     backend.query(f"DROP DATABASE IF EXISTS {database}")
     backend.close()
+
+
+@pytest.fixture
+def feature_settings(job_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """`job_settings` with a Feast project, registry and offline schema of the test's own, applied; all removed
+    afterwards (the online rows too)."""
+    own = job_settings.model_copy(
+        update={"features": job_settings.features.model_copy(update={"repo_dir": tmp_path / "feature_store"})}
+    )
+    apply(own)
+    yield own
+    remove(own)

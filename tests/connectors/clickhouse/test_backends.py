@@ -64,6 +64,12 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("content_id", "String"), ("course_id", "String"), ("title", "String"), ("course_title", "String"),
         ("revision", "Int32"), ("published_at", "DateTime('UTC')"),
     ],
+    "fraud_decisions": [
+        ("decision_id", "String"), ("payment_id", "String"), ("order_id", "String"), ("user_id", "String"),
+        ("payment_time", "DateTime('UTC')"), ("decided_at", "DateTime('UTC')"), ("decided_at_ms", "Int64"),
+        ("decision", "String"), ("score", "Float64"), ("reasons", "String"), ("model_version", "String"),
+        ("first_rank", "UInt64"),
+    ],
 }  # fmt: skip
 KEYS = {
     "raw_events": ("user_id", "event_type", "event_time", "event_id"),
@@ -74,6 +80,7 @@ KEYS = {
     "registrations_minute": ("window_start",),
     "late_events": ("event_type", "event_time", "event_id"),
     "content_dim": ("content_id",),
+    "fraud_decisions": ("decision_id",),
 }
 REQUIRED_PANELS = {
     "content_engagement",
@@ -166,6 +173,16 @@ def sample_rows() -> Rows:
                 (f"content-{c}", f"course-{c % 2}", f"Lesson {c} (rev {revision})", f"Course {c % 2}", revision,
                  _minute(revision))
             )  # fmt: skip
+    for d in range(40):
+        when = _minute(d * 4)
+        score = round((d * 37 % 100) / 100 + 0.0049, 4)
+        decision = "REJECT" if score >= 0.9 else "REVIEW" if score >= 0.6 else "APPROVE"
+        reasons = "" if d % 5 == 0 else f"devices_5m_log=1.{d % 7} (+2.{d % 9}0); failed_5m_log=0.7 (+0.{d % 4}5)"
+        rows["fraud_decisions"].append(
+            (_uid(7000 + d), _uid(7100 + d), _uid(7200 + d), _uid(1000 + d % 7), when, when + dt.timedelta(seconds=1),
+             int(when.timestamp() * 1000) + 1000, decision, score, reasons, "fraud-lr-test",
+             2**62 - int(when.timestamp() * 1000))
+        )  # fmt: skip
     return dict(rows)
 
 

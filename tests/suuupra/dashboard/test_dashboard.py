@@ -49,6 +49,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "partition", "kafka_offset", "payload",
     ),
     "content_dim": ("content_id", "course_id", "title", "course_title", "revision", "published_at"),
+    "fraud_decisions": (
+        "decision_id", "payment_id", "order_id", "user_id", "payment_time", "decided_at", "decided_at_ms", "decision",
+        "score", "reasons", "model_version", "first_rank",
+    ),
 }  # fmt: skip
 COURSES = {
     "course-python-101": ["python-101-l01-variables", "python-101-l02-loops", "python-101-l03-functions"],
@@ -146,13 +150,24 @@ def sample_rows() -> Rows:
         for revision in (1, 2):
             title = f"{content.split('-', 2)[2].replace('-', ' ').title()} (rev {revision})"
             rows["content_dim"].append((content, course, title, COURSE_TITLES[course], revision, T0))
+    reasons = ("devices_5m_log", "failed_5m_log", "account_age_log", "amount_vs_usual_log")
+    for d in range(60):
+        when = _minute(rng.randrange(0, 180, 6)) + dt.timedelta(seconds=rng.randrange(60))
+        score = round(rng.random(), 4)
+        decision = "REJECT" if score >= 0.9 else "REVIEW" if score >= 0.6 else "APPROVE"
+        named = rng.sample(reasons, 2)
+        rows["fraud_decisions"].append(
+            (str(uuid.UUID(int=0xDEC_0000 + d)), str(uuid.UUID(int=0xBA7_0000 + d)), str(uuid.UUID(int=0x0D_0000 + d)),
+             _user(d % 40), when, when, int(when.timestamp() * 1000), decision, score,
+             f"{named[0]}=1.5 (+2.10); {named[1]}=0.7 (+0.40)", "fraud-lr-test", 2**62 - int(when.timestamp() * 1000))
+        )  # fmt: skip
     return rows
 
 
 def expected_points(rows: Rows) -> dict[str, int]:
     """What each panel's chart must draw for this sample with all data shown: one point per time (per series where a
     time has several rows), one bar per label, at most 10 bars."""
-    revenue = rows["revenue_minute"]
+    revenue, fraud = rows["revenue_minute"], rows["fraud_decisions"]
     return {
         "content_engagement": min(10, len({row[1] for row in rows["content_minute"]})),
         "engagement_per_minute": len({row[0] for row in rows["content_minute"]}),
@@ -162,6 +177,11 @@ def expected_points(rows: Rows) -> dict[str, int]:
         "revenue_by_course": min(10, len({(row[1], row[3]) for row in revenue})),
         "revenue_by_method": len({(row[0], row[2]) for row in revenue}),
         "sessions": len({row[1].replace(minute=0, second=0) for row in rows["user_sessions"]}),
+        "fraud_decisions": len({(row[5].replace(second=0), row[7]) for row in fraud}),
+        "fraud_scores": min(10, len({(min(int(row[8] * 100) // 10, 9), row[7]) for row in fraud})),
+        "fraud_reasons": min(
+            10, len({reason.split("=")[0] for row in fraud if row[7] != "APPROVE" for reason in row[9].split("; ")})
+        ),
     }
 
 
@@ -228,7 +248,7 @@ def test_page_charts_every_panel(
     assert points == expected_points(rows)
     for name, attributes in dom.charts.items():
         first_kind = "line" if name in {"engagement_per_minute", "funnel", "registrations", "revenue_by_method",
-                                        "sessions"} else "bar"  # fmt: skip
+                                        "sessions", "fraud_decisions"} else "bar"  # fmt: skip
         assert attributes["data-chart"] == first_kind, name
     assert dom.banner_hidden, dom.banner_text
     assert not any("no data yet" in text for text in dom.chart_text.values())

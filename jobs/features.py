@@ -1,0 +1,152 @@
+"""Real-time features: user and device activity from Kafka into the feature store (Feast).
+
+    suuupra jobs run features                         # local mini-cluster
+    flink run -py jobs/features.py                    # plain Flink CLI (settings from SUUUPRA_* / --config)
+
+Python only declares the job; every record is handled in the JVM: the Kafka source reads raw bytes, `decode_avro`
+decodes them (unreadable records go to the dead-letter topic), SQL maps each event to the activity of a user or a
+device, `sliding_features` (a JVM process table function keyed by the entity) keeps each feature view's windows
+current, and two sinks write every result: the online store (Feast's Redis layout, newest row per entity, batched)
+and the offline store (the row history in PostgreSQL that training joins point in time).
+
+Windows end at the entity's newest event and every event is folded in whenever it arrives: there is no watermark,
+so out-of-order and late events give the same features as in-order ones, and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from connectors.flink.tables import (
+    DecodedField,
+    FeastRedis,
+    PostgresJdbc,
+    register_jvm_functions,
+    sql_string,
+    with_clause,
+)
+from feature_store.catalog import AS_OF_FEATURE, DEVICE_ACTIVITY, USER_ACCOUNT, USER_ENGAGEMENT, USER_PAYMENTS, View
+from jobs.decoding import dead_letter_insert, declare_decoded
+from suuupra.settings import Settings, load_settings
+
+JOB_NAME = "features"
+
+DECODED_FIELDS = [
+    DecodedField("event_type", "STRING"),
+    DecodedField("event_time", "BIGINT"),
+    DecodedField("user_id", "STRING"),
+    DecodedField("content_id", "STRING"),
+    DecodedField("watch_seconds", "INT"),
+    DecodedField("payment_id", "STRING"),
+    DecodedField("amount_minor", "BIGINT"),
+    DecodedField("device_id", "STRING"),
+    DecodedField("token", "STRING"),
+    DecodedField("vpa", "STRING"),
+]
+
+# Each view's activity: (entity key, kind, amount, item) per event type. The kinds are those of feature_store/catalog.
+ACTIVITY: dict[str, list[tuple[str, str, str, str, str]]] = {
+    USER_ENGAGEMENT.name: [
+        ("clickstream.content_viewed", "user_id", "view", "CAST(watch_seconds AS BIGINT)", "content_id"),
+    ],
+    USER_PAYMENTS.name: [
+        ("payment.initiated", "user_id", "payment", "amount_minor", "device_id"),
+        ("payment.card_tokenized", "user_id", "instrument", "0", "CONCAT('card:', token)"),
+        ("payment.upi_vpa_validated", "user_id", "instrument", "0", "CONCAT('upi:', vpa)"),
+        ("payment.failed", "user_id", "failed", "0", "payment_id"),
+    ],
+    USER_ACCOUNT.name: [
+        ("user.registered", "user_id", "registered", "0", "CAST(NULL AS STRING)"),
+    ],
+    DEVICE_ACTIVITY.name: [
+        ("clickstream.session_started", "device_id", "session", "0", "user_id"),
+        ("payment.initiated", "device_id", "payment", "amount_minor", "user_id"),
+    ],
+}
+VIEWS = (USER_ENGAGEMENT, USER_PAYMENTS, USER_ACCOUNT, DEVICE_ACTIVITY)
+
+
+def source_topics(settings: Settings) -> list[str]:
+    topics = settings.topics
+    return sorted({topics.clickstream, topics.payment, topics.user})
+
+
+def _activity_query(view: View) -> str:
+    parts = [
+        f"""SELECT {key} AS `{view.join_key}`, event_time, '{kind}' AS kind, CAST({amount} AS BIGINT) AS amount,
+                   {item} AS item
+            FROM events WHERE event_type = '{event_type}' AND {key} IS NOT NULL"""
+        for event_type, key, kind, amount, item in ACTIVITY[view.name]
+    ]
+    return "\nUNION ALL\n".join(parts)
+
+
+def _columns(view: View) -> str:
+    return ", ".join(f"`{name}` BIGINT" for name in view.features if name != AS_OF_FEATURE)
+
+
+def _declare_view(t_env: StreamTableEnvironment, settings: Settings, view: View) -> None:
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW activity_{view.name} AS {_activity_query(view)}")
+    values = ", ".join(f"vals[{index}] AS `{aggregate.name}`" for index, aggregate in enumerate(view.aggregates, 1))
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY VIEW computed_{view.name} AS
+        SELECT `{view.join_key}`, as_of, version, {values}
+        FROM sliding_features(input => TABLE activity_{view.name} PARTITION BY `{view.join_key}`,
+                              spec => {sql_string(view.spec())}, uid => {sql_string(f"features-{view.name}")})""")
+    features = settings.features
+    redis = settings.redis
+    online = FeastRedis(
+        redis.host, redis.port, redis.password.get_secret_value() if redis.password else None, redis.db,
+        features.project, features.online_flush_ms, features.online_batch_rows,
+    )  # fmt: skip
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE online_{view.name} (
+            `{view.join_key}` STRING, as_of BIGINT, {_columns(view)}, `{AS_OF_FEATURE}` BIGINT
+        ) WITH ({with_clause(online.options(view.name, view.join_key, "as_of"))})""")
+    postgres = settings.postgres
+    offline = PostgresJdbc(
+        postgres.host, postgres.port, postgres.database, postgres.user, postgres.password.get_secret_value(),
+        features.offline_batch_rows, features.offline_batch_delay_s, settings.flink.sink_max_retries,
+    )  # fmt: skip
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE offline_{view.name} (
+            `{view.join_key}` STRING, `{AS_OF_FEATURE}` BIGINT, version BIGINT, {_columns(view)},
+            PRIMARY KEY (`{view.join_key}`, `{AS_OF_FEATURE}`, version) NOT ENFORCED
+        ) WITH ({with_clause(offline.options(f"{features.offline_schema}.{view.name}"))})""")
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:
+    """Wires sources, transformations and sinks; `env.execute()` runs them as one job."""
+    t_env = StreamTableEnvironment.create(env)
+    register_jvm_functions(t_env)
+    declare_decoded(t_env, settings, JOB_NAME, source_topics(settings), DECODED_FIELDS, bounded)
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(dead_letter_insert(JOB_NAME))
+    for view in VIEWS:
+        _declare_view(t_env, settings, view)
+        names = ", ".join(f"`{aggregate.name}`" for aggregate in view.aggregates)
+        statements.add_insert_sql(
+            f"INSERT INTO online_{view.name} SELECT `{view.join_key}`, as_of, {names}, as_of FROM computed_{view.name}"
+        )
+        statements.add_insert_sql(
+            f"INSERT INTO offline_{view.name} SELECT `{view.join_key}`, as_of, version, {names} "
+            f"FROM computed_{view.name}"
+        )
+    statements.attach_as_datastream()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobs.runtime import execution_environment
+
+    args = argv if argv is not None else sys.argv[1:]
+    settings = load_settings()
+    env = execution_environment(settings, JOB_NAME)
+    build(env, settings, bounded="--bounded" in args)
+    env.execute(JOB_NAME)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Fraud scoring: every `payment.initiated` scored by the trained model, decided and explained.
+
+    suuupra jobs run fraud                          # local mini-cluster
+    flink run -py jobs/fraud.py                     # plain Flink CLI (settings from SUUUPRA_* / --config)
+
+The JVM reads the payment topic (raw bytes), decodes in `decode_avro` (unreadable records go to the dead-letter
+topic) and filters the payments; one vectorized Python function (pandas UDF) takes them in small bundles, reads
+the users' and devices' features from the online store (Feast), scores them with the scikit-learn model loaded once
+per worker and builds each `payment.fraud_decided` event; the JVM writes the events to Kafka and the decisions to
+ClickHouse (`fraud_decisions`, the dashboard's fraud panels).
+
+Exactly one effective decision per payment: the decision's id derives from the payment's event id, the Kafka sink is
+at-least-once (no transaction waits for a checkpoint, so a decision leaves within milliseconds), and a decision
+replayed after a restore carries the same id: the saga applies the first and recognises repeats; ClickHouse keeps
+the first (ReplacingMergeTree on the id, ranked by decision time).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+from pyflink.table.udf import ScalarFunction, udf
+
+from connectors.flink.tables import (
+    ClickHouseSinkOptions,
+    DecodedField,
+    kafka_raw_options,
+    register_jvm_functions,
+    with_clause,
+)
+from jobs.decoding import dead_letter_insert, declare_decoded
+from suuupra.events import EVENT_TYPE_HEADER
+from suuupra.settings import Settings, load_settings
+
+JOB_NAME = "fraud"
+log = logging.getLogger(__name__)
+
+DECODED_FIELDS = [
+    DecodedField("event_id", "STRING"),
+    DecodedField("event_type", "STRING"),
+    DecodedField("event_time", "BIGINT"),
+    DecodedField("user_id", "STRING"),
+    DecodedField("correlation_id", "STRING"),
+    DecodedField("payment_id", "STRING"),
+    DecodedField("order_id", "STRING"),
+    DecodedField("attempt", "INT"),
+    DecodedField("method", "STRING"),
+    DecodedField("amount_minor", "BIGINT"),
+    DecodedField("device_id", "STRING"),
+]
+# ReplacingMergeTree keeps the highest rank: the earliest decision of a payment (see the module's docstring).
+FIRST_RANK = "4611686018427387904 - decided_at"
+CLICKHOUSE_COLUMNS = (
+    "decision_id STRING, payment_id STRING, order_id STRING, user_id STRING, payment_time TIMESTAMP(3), "
+    "decided_at TIMESTAMP(3), decided_at_ms BIGINT, decision STRING, score DOUBLE, reasons STRING, "
+    "model_version STRING, first_rank BIGINT"
+)
+
+
+class ScorePayments(ScalarFunction):  # type: ignore[misc]
+    """The pandas UDF: one bundle of payments in, one decision row per payment out."""
+
+    def __init__(self, settings: Settings, version: str) -> None:
+        self.settings = settings
+        self.version = version
+        self.scorer: Any = None
+
+    def open(self, function_context: Any) -> None:
+        from suuupra.fraud.scoring import Scorer
+
+        self.scorer = Scorer(self.settings, self.version)
+
+    def eval(self, *columns: Any) -> Any:
+        import pandas as pd
+
+        from suuupra.fraud.scoring import PAYMENT_COLUMNS
+
+        payments = pd.concat(columns, axis=1, keys=PAYMENT_COLUMNS)
+        return self.scorer.decide(payments)
+
+
+def _decision_type() -> Any:
+    return DataTypes.ROW([
+        DataTypes.FIELD("decision_id", DataTypes.STRING()), DataTypes.FIELD("decision", DataTypes.STRING()),
+        DataTypes.FIELD("score", DataTypes.DOUBLE()), DataTypes.FIELD("reasons", DataTypes.STRING()),
+        DataTypes.FIELD("model_version", DataTypes.STRING()), DataTypes.FIELD("decided_at", DataTypes.BIGINT()),
+        DataTypes.FIELD("record", DataTypes.BYTES()),
+    ])  # fmt: skip
+
+
+def resolve_model(settings: Settings) -> str:
+    """The concrete version the job runs ("latest" resolved now, so every worker loads the same one)."""
+    from suuupra.fraud.model import load_model
+
+    return load_model(settings).version
+
+
+def _at(epoch_ms: str) -> str:
+    return f"CAST(TO_TIMESTAMP_LTZ({epoch_ms}, 3) AS TIMESTAMP(3))"
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:
+    """Wires sources, scoring and sinks; `env.execute()` runs them as one job."""
+    version = resolve_model(settings)
+    print(f"fraud job: scoring with model {version}", flush=True)
+    fraud = settings.fraud
+    # Records leave a task when its buffer fills or after this long: the default 100 ms would dominate latency.
+    env.set_buffer_timeout(fraud.buffer_timeout_ms)
+    t_env = StreamTableEnvironment.create(env)
+    config = t_env.get_config()
+    config.set("python.fn-execution.bundle.time", str(fraud.bundle_time_ms))
+    config.set("python.fn-execution.bundle.size", str(fraud.bundle_size))
+    config.set("python.fn-execution.arrow.batch.size", str(fraud.bundle_size))
+    register_jvm_functions(t_env)
+    declare_decoded(t_env, settings, JOB_NAME, [settings.topics.payment], DECODED_FIELDS, bounded)
+    t_env.create_temporary_function(
+        "score_payments", udf(ScorePayments(settings, version), result_type=_decision_type(), func_type="pandas")
+    )
+    scored = t_env.sql_query("""
+        SELECT event_time, user_id, payment_id, order_id,
+               score_payments(event_id, event_time, user_id, correlation_id, payment_id, order_id, attempt, `method`,
+                              amount_minor, COALESCE(device_id, '')) AS s
+        FROM events WHERE event_type = 'payment.initiated'""")
+    # Through a DataStream and back: the planner then scores each payment once, not once per sink.
+    t_env.create_temporary_view(
+        "scored", t_env.from_data_stream(t_env.to_data_stream(scored), Schema.new_builder().build())
+    )
+
+    decisions = kafka_raw_options(settings.kafka.client_config(), [settings.topics.payment], None, bounded=False)
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE decision_sink (
+            record_key BYTES,
+            payload BYTES,
+            headers MAP<STRING, BYTES> METADATA,
+            `timestamp` TIMESTAMP_LTZ(3) METADATA
+        ) WITH ({with_clause(decisions)}, 'sink.delivery-guarantee' = 'at-least-once')""")
+    clickhouse, flink = settings.clickhouse, settings.flink
+    sink = ClickHouseSinkOptions(
+        clickhouse.host, clickhouse.http_port, clickhouse.database, clickhouse.user,
+        clickhouse.password.get_secret_value(), flink.sink_batch_rows, flink.sink_batch_delay_s,
+        flink.sink_max_retries, flink.sink_parallelism,
+    )  # fmt: skip
+    quoted = ", ".join(f"`{name}` {kind}" for name, kind in (c.split() for c in CLICKHOUSE_COLUMNS.split(", ")))
+    t_env.execute_sql(
+        f"CREATE TEMPORARY TABLE sink_fraud_decisions ({quoted}) WITH ({with_clause(sink.options('fraud_decisions'))})"
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(dead_letter_insert(JOB_NAME))
+    statements.add_insert_sql(f"""
+        INSERT INTO decision_sink
+        SELECT ENCODE(user_id, 'UTF-8'), s.record, MAP['{EVENT_TYPE_HEADER}', ENCODE('payment.fraud_decided', 'UTF-8')],
+               TO_TIMESTAMP_LTZ(s.decided_at, 3)
+        FROM scored""")
+    statements.add_insert_sql(f"""
+        INSERT INTO sink_fraud_decisions
+        SELECT s.decision_id, payment_id, order_id, user_id, {_at("event_time")}, {_at("s.decided_at")}, s.decided_at,
+               s.decision, s.score, s.reasons, s.model_version, {FIRST_RANK.replace("decided_at", "s.decided_at")}
+        FROM scored""")
+    statements.attach_as_datastream()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobs.runtime import execution_environment
+
+    args = argv if argv is not None else sys.argv[1:]
+    settings = load_settings()
+    env = execution_environment(settings, JOB_NAME)
+    build(env, settings, bounded="--bounded" in args)
+    env.execute(JOB_NAME)
+
+
+if __name__ == "__main__":
+    main()
