@@ -67,6 +67,10 @@ class SchemaRegistry(Component):
             f"-Dsuuupra.data={self.data_dir}",  # marks the process as ours for `platform down`
             f"-Dquarkus.http.port={registry.port}",
             "-Dquarkus.http.host=127.0.0.1",
+            # Its management interface (metrics, /q/health) would take 0.0.0.0:9000, so a second registry on the
+            # machine (another deployment or worktree) could not start: a free port on loopback instead.
+            "-Dquarkus.management.host=127.0.0.1",
+            "-Dquarkus.management.port=0",
             "-Dquarkus.log.console.level=WARN",
             # The default in-memory storage forgets every schema on restart.
             "-Dapicurio.storage.kind=sql",
