@@ -69,19 +69,25 @@ class World:
             self.leaver = sign_up(self.client, "leaver")
         return self.leaver
 
+    def renew_content(self) -> None:
+        # A deleted content is gone for good: later cases need one of the fuzzer's own again (a draft, which the
+        # operations after deletion's can publish, then withdraw).
+        self.content_id, _ = _published_content(self.client, self.session, publish=False)
+
     def renew_order(self) -> None:
         # An order takes no other payment while one waits for its outcome (decided by the saga, not run here).
         self.order_id = _order(self.client, self.session, self.course_id)
 
 
-def _published_content(client: TestClient, session: dict[str, str]) -> tuple[str, str]:
+def _published_content(client: TestClient, session: dict[str, str], publish: bool = True) -> tuple[str, str]:
     draft = {"course_id": str(uuid.uuid4()), "title": "Fuzzing 101", "description": "", "category": "testing",
              "language": "en", "duration_seconds": 600, "lesson_number": 1, "price_minor": 99_900,
              "currency": "INR"}  # fmt: skip
     content = client.post("/contents", json=draft, headers=session)
     assert content.status_code == 201, content.text
     content_id = content.json()["content_id"]
-    assert client.post(f"/contents/{content_id}/publish", headers=session).status_code == 200
+    if publish:
+        assert client.post(f"/contents/{content_id}/publish", headers=session).status_code == 200
     return content_id, draft["course_id"]
 
 
@@ -185,6 +191,8 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case, world: World) -
         world.leaver = None
     if label == "POST /payments" and response.status_code == 201:
         world.renew_order()
+    if label == "DELETE /contents/{content_id}" and response.status_code == 204:
+        world.renew_content()
     if label == "PATCH /users/me" and response.status_code == 200:
         world.email = response.json()["email"]  # logins aimed at the world keep finding the account
 
