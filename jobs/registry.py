@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-JOBS = {"analytics": "jobs.analytics"}
+JOBS = {"analytics": "jobs.analytics", "indexing": "jobs.indexing"}
 
 
 class UnknownJobError(KeyError):

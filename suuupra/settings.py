@@ -128,6 +128,7 @@ class SearchSettings(BaseModel):
     index: str = Field(default="content", pattern=r"^[A-Za-z0-9_.-]{1,60}$")
     graph: str = Field(default="cowatch", pattern=r"^[A-Za-z0-9_.-]{1,60}$")
     models_dir: Path | None = Field(default=None, description="Fitted embedders; defaults to <data_dir>/models.")
+    model_version: str | None = Field(default=None, description="The embedder to use; the current one when unset.")
     embedding_dim: int = Field(default=256, ge=2, le=4096)
     # Two views of different items by one user at most this far apart (event time) are a co-watch.
     cowatch_window_s: int = Field(default=3 * 3600, gt=0)

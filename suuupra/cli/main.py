@@ -14,6 +14,7 @@ from suuupra.cli import (
     payments_cmd,
     platform_cmd,
     schemas_cmd,
+    search_cmd,
     services_cmd,
     simulate_cmd,
     topics_cmd,
@@ -40,6 +41,10 @@ app.add_typer(services_cmd.app, name="services")
 app.add_typer(payments_cmd.app, name="payments")
 app.add_typer(jobs_cmd.cluster_app, name="flink")
 app.add_typer(verify_cmd.app, name="verify")
+app.add_typer(search_cmd.app, name="index")
+app.command("search")(search_cmd.search)
+app.command("similar")(search_cmd.similar)
+app.command("also-watched")(search_cmd.also_watched)
 
 
 @app.callback()

@@ -21,6 +21,19 @@ def engine_client(settings: Settings, timeout_s: float = 10.0) -> redis.Redis:
     )  # fmt: skip
 
 
+def pipelined(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Raw commands in one round trip; their replies in order."""
+    pipeline = client.pipeline(transaction=False)
+    for arguments in commands:
+        pipeline.execute_command(*arguments)  # type: ignore[no-untyped-call]
+    try:
+        return list(pipeline.execute())
+    except redis.ConnectionError as error:
+        raise SearchUnavailableError(
+            f"the search engine does not answer ({error}); run `suuupra platform up`"
+        ) from error
+
+
 def command(client: redis.Redis, *args: Any) -> Any:
     """One raw command (FT.*, GRAPH.*, EVALSHA ...), whose reply shape the caller knows."""
     try:
