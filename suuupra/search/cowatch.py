@@ -76,6 +76,15 @@ class CoWatchGraph:
         reply = command(self.client, "GRAPH.QUERY", self.name, f"CYPHER {prefix} {cypher}" if prefix else cypher)
         return list(reply[1]) if len(reply) == 3 else []
 
+    def upsert(self, edges: dict[tuple[str, str, int], int]) -> None:
+        """Writes co-watch counts with the job's own query (for tools and tests; the job writes through its sink)."""
+        rows = ", ".join(
+            f"{{lo: {_literal(low)}, hi: {_literal(high)}, day: {day}, users: {users}, deleted: false}}"
+            for (low, high, day), users in edges.items()
+        )
+        self.ensure()
+        command(self.client, "GRAPH.QUERY", self.name, f"CYPHER rows=[{rows}] {UPSERT_QUERY}")
+
     def also_watched(self, content_id: str, at_ms: int, limit: int = 10) -> list[CoWatched]:
         """The items most co-watched with this one, decayed to `at_ms`; none when the graph does not exist yet."""
         if not self.exists():

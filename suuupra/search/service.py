@@ -61,37 +61,50 @@ def _hit(hit: Hit) -> ContentHit:
 
 
 class SearchService:
+    """One connection to the engine; the index is the current model's, looked up on every question (a new fit or
+    `suuupra index use` switches a running service over)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = engine_client(settings)
-        self.version = settings.search.model_version or ModelStore(settings.models_dir).current_version()
-        self.index = SearchIndex(self.client, settings, self.version) if self.version else None
+        self.store = ModelStore(settings.models_dir)
         self.graph = CoWatchGraph(self.client, settings)
 
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def version(self) -> str | None:
+        return self.settings.search.model_version or self.store.current_version()
+
+    def index(self) -> SearchIndex | None:
+        version = self.version
+        return SearchIndex(self.client, self.settings, version) if version else None
+
     def search(self, text: str, filters: Filters = NO_FILTERS, limit: int = 10, offset: int = 0) -> SearchAnswer:
-        if self.index is None:
+        index = self.index()
+        if index is None or not index.exists():
             return SearchAnswer(query=text, total=0, model=None, results=[])
-        total, hits = self.index.search(text, filters, limit, offset)
-        return SearchAnswer(query=text, total=total, model=self.version, results=[_hit(hit) for hit in hits])
+        total, hits = index.search(text, filters, limit, offset)
+        return SearchAnswer(query=text, total=total, model=index.version, results=[_hit(hit) for hit in hits])
 
     def similar(self, content_id: str, limit: int = 10, filters: Filters = NO_FILTERS) -> RelatedAnswer:
         """Raises ContentNotFoundError when the item is not in the index."""
-        if self.index is None:
+        index = self.index()
+        if index is None:
             raise ContentNotFoundError(content_id)
-        hits = self.index.similar(content_id, limit, filters)
-        return RelatedAnswer(content_id=content_id, model=self.version, results=[_hit(hit) for hit in hits])
+        hits = index.similar(content_id, limit, filters)
+        return RelatedAnswer(content_id=content_id, model=index.version, results=[_hit(hit) for hit in hits])
 
     def also_watched(self, content_id: str, limit: int = 10, at_ms: int | None = None) -> RelatedAnswer:
         """Co-watched items still published, decayed to `at_ms` (now by default). Raises ContentNotFoundError when the
         item is not in the index."""
-        if self.index is None or not self.index.published([content_id]):
+        index = self.index()
+        if index is None or not index.published([content_id]):
             raise ContentNotFoundError(content_id)
         at = at_ms if at_ms is not None else int(time.time() * 1000)
         candidates = self.graph.also_watched(content_id, at, limit * CANDIDATES_FACTOR + 10)
-        published = self.index.published([candidate.content_id for candidate in candidates])
+        published = index.published([candidate.content_id for candidate in candidates])
         results = [
             ContentHit(
                 content_id=candidate.content_id,
@@ -103,7 +116,7 @@ class SearchService:
             for candidate in candidates
             if candidate.content_id in published
         ][:limit]
-        return RelatedAnswer(content_id=content_id, model=self.version, results=results)
+        return RelatedAnswer(content_id=content_id, model=index.version, results=results)
 
 
 @contextmanager
