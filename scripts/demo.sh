@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main command: bring the local platform up, send simulated traffic, run the analytics job on it, check its
-# tables against an independent computation and show the dashboards. Run it again: the job resumes from its
-# consumer group's offsets and adds only the new traffic.
+# tables against an independent computation and show the dashboards; then index the content and the views (search
+# engine) and ask it a search, a "more like this" and an "also watched". Run it again: the jobs resume from their
+# consumer groups' offsets and add only the new traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suuupra=.venv/bin/suuupra
@@ -17,4 +18,21 @@ $suuupra verify analytics
 for panel in funnel revenue_by_method content_engagement sessions registrations late_events; do
   $suuupra query "$panel" --limit 8
 done
+
+# Content indexing: fit the embedder on the published catalogue, index it and the co-watches, check both against an
+# independent computation, and ask.
+$suuupra index fit
+$suuupra jobs run indexing --bounded
+$suuupra verify search
+$suuupra search "python" --limit 5
+$suuupra search "" --category exam-prep --max-price 600000 --limit 3
+# The simulated traffic happened on 2026-01-01 (its fixed start): "also watched" decays co-watching to that day.
+at="${DEMO_AT:-2026-01-01T12:00:00Z}"
+item=""
+for candidate in $($suuupra search "lesson 1 introduction" --limit 20 --ids); do
+  if [ -n "$($suuupra also-watched "$candidate" --at "$at" --limit 1 --ids)" ]; then item=$candidate; break; fi
+done
+item=${item:-$($suuupra search "python" --limit 1 --ids)}
+$suuupra similar "$item" --limit 5
+$suuupra also-watched "$item" --at "$at" --limit 5
 echo "Live dashboards: .venv/bin/suuupra dashboard   (then open http://127.0.0.1:8050/)"
