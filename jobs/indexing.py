@@ -192,6 +192,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, version: str, bou
     """Wires both pipelines for the embedder `version` (its index must exist: `prepare_engine`)."""
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("python.fn-execution.arrow.batch.size", str(settings.search.embed_batch_rows))
+    t_env.get_config().set("python.fn-execution.bundle.time", str(settings.search.embed_max_delay_ms))
     register_jvm_functions(t_env)
     prefix = settings.flink.consumer_group_prefix
     # The content group is per model version: a new model's index is built from the start of the topic.

@@ -26,13 +26,12 @@ $suuupra jobs run indexing --bounded
 $suuupra verify search
 $suuupra search "python" --limit 5
 $suuupra search "" --category exam-prep --max-price 600000 --limit 3
-# The simulated traffic happened on 2026-01-01 (its fixed start): "also watched" decays co-watching to that day.
-at="${DEMO_AT:-2026-01-01T12:00:00Z}"
+# An introduction lesson (the free previews most learners watch) that has co-watchers, for both questions.
 item=""
-for candidate in $($suuupra search "lesson 1 introduction" --limit 20 --ids); do
-  if [ -n "$($suuupra also-watched "$candidate" --at "$at" --limit 1 --ids)" ]; then item=$candidate; break; fi
+for candidate in $($suuupra search "introduction" --limit 10 --ids); do
+  if [ -n "$($suuupra also-watched "$candidate" --limit 1 --ids)" ]; then item=$candidate; break; fi
 done
 item=${item:-$($suuupra search "python" --limit 1 --ids)}
 $suuupra similar "$item" --limit 5
-$suuupra also-watched "$item" --at "$at" --limit 5
+$suuupra also-watched "$item" --limit 5
 echo "Live dashboards: .venv/bin/suuupra dashboard   (then open http://127.0.0.1:8050/)"

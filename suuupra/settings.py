@@ -138,8 +138,10 @@ class SearchSettings(BaseModel):
     sink_batch_rows: int = Field(default=500, gt=0)
     sink_batch_delay_s: float = Field(default=0.2, gt=0)
     sink_max_retries: int = Field(default=10, ge=0)
-    # Rows per batch handed to the embedder (a vectorized Python function).
+    # Rows per batch handed to the embedder (a vectorized Python function), and the longest a row waits for its batch
+    # to fill (the event-to-searchable delay when few items come).
     embed_batch_rows: int = Field(default=1000, gt=0)
+    embed_max_delay_ms: int = Field(default=200, gt=0)
     aof_fsync: Literal["always", "everysec", "no"] = "everysec"
 
 

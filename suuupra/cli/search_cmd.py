@@ -83,9 +83,15 @@ def _print(hits: list[ContentHit], title: str, as_json: bool, ids_only: bool, pa
     if as_json:
         console.print_json(payload)
         return
-    table = Table("#", "content", "title", "course", "score", title=title)
+    table = Table("#", title=title)
+    table.add_column("content", no_wrap=True)  # whole, to be copied into the next command
+    table.add_column("title")
+    table.add_column("score", justify="right")
     for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), hit.content_id, hit.title, hit.course_title, f"{hit.score:.4f}")
+        table.add_row(str(rank), hit.content_id, hit.title, f"{hit.score:.3f}")
+    if not hits:
+        console.print(f"{title}: nothing")
+        return
     console.print(table)
 
 
