@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-JOBS = {"analytics": "jobs.analytics", "features": "jobs.features", "fraud": "jobs.fraud"}
+JOBS = {"analytics": "jobs.analytics", "features": "jobs.features", "fraud": "jobs.fraud", "indexing": "jobs.indexing"}
 
 
 class UnknownJobError(KeyError):

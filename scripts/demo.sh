@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main command: bring the local platform up, send simulated traffic, run the analytics job on it, check its
 # tables against an independent computation and show the dashboards; then the features and fraud jobs on the same
-# traffic (a model trained first if none is saved) and a few fraud decisions with their reasons. Run it again: the job resumes from its
-# consumer group's offsets and adds only the new traffic.
+# traffic (a model trained first if none is saved) and a few fraud decisions with their reasons; then index the
+# content and the views (search engine) and ask it a search, a "more like this" and an "also watched". Run it again:
+# the jobs resume from their consumer groups' offsets and add only the new traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suuupra=.venv/bin/suuupra
@@ -30,4 +31,20 @@ for panel in fraud_decisions fraud_reasons; do
   $suuupra query "$panel" --limit 8
 done
 $suuupra fraud decisions --limit 5
+
+# Content indexing: fit the embedder on the published catalogue, index it and the co-watches, check both against an
+# independent computation, and ask.
+$suuupra index fit
+$suuupra jobs run indexing --bounded
+$suuupra verify search
+$suuupra search "python" --limit 5
+$suuupra search "" --category exam-prep --max-price 600000 --limit 3
+# An introduction lesson (the free previews most learners watch) that has co-watchers, for both questions.
+item=""
+for candidate in $($suuupra search "introduction" --limit 10 --ids); do
+  if [ -n "$($suuupra also-watched "$candidate" --limit 1 --ids)" ]; then item=$candidate; break; fi
+done
+item=${item:-$($suuupra search "python" --limit 1 --ids)}
+$suuupra similar "$item" --limit 5
+$suuupra also-watched "$item" --limit 5
 echo "Live dashboards: .venv/bin/suuupra dashboard   (then open http://127.0.0.1:8050/)"

@@ -20,6 +20,7 @@ from services.commerce.api import router as commerce_router
 from services.content.api import router as content_router
 from services.identity.api import router as identity_router
 from services.outbox.store import create_outbox
+from services.search.api import router as search_router
 from suuupra.settings import Settings
 
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Suuupra services",
         version="0.1.0",
-        description="Identity (registration, login, profile); content (create, revise, publish); orders and payments.",
+        description="Identity (registration, login, profile); content (create, revise, publish, withdraw, delete); "
+        "search, similar and also-watched content; orders and payments.",
     )
     app.state.settings = settings
     app.state.redis = redis.Redis(
@@ -72,4 +74,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(content_router)
     app.include_router(commerce_router)
+    app.include_router(search_router)
     return app

@@ -117,6 +117,35 @@ class RedisSettings(BaseModel):
     db: int = 0
 
 
+class SearchSettings(BaseModel):
+    """The search engine (docs/search.md): its own Redis 8.2 server with RediSearch (the content index) and FalkorDB
+    (the co-watch graph), apart from the Redis of sessions and features; and the names, model and tuning of both."""
+
+    host: str = LOOPBACK
+    port: int = 16380
+    password: SecretStr | None = None
+    # Index `<index>-<model version>` over keys `<index>:<model version>:...`: a new model builds a new index beside
+    # the old one (the job reads the content topic again for it), queries use the current model's.
+    index: str = Field(default="content", pattern=r"^[A-Za-z0-9_.-]{1,60}$")
+    graph: str = Field(default="cowatch", pattern=r"^[A-Za-z0-9_.-]{1,60}$")
+    models_dir: Path | None = Field(default=None, description="Fitted embedders; <data_dir>/models/embedder.")
+    model_version: str | None = Field(default=None, description="The embedder to use; the current one when unset.")
+    embedding_dim: int = Field(default=256, ge=2, le=4096)
+    # Two views of different items by one user at most this far apart (event time) are a co-watch.
+    cowatch_window_s: int = Field(default=3 * 3600, gt=0)
+    # A co-watch counts half as much after this long (the query's reference time minus the day it happened).
+    cowatch_half_life_days: float = Field(default=14.0, gt=0)
+    # The engine sinks: a batch is written at this many rows or after this delay, retried on failure.
+    sink_batch_rows: int = Field(default=500, gt=0)
+    sink_batch_delay_s: float = Field(default=0.2, gt=0)
+    sink_max_retries: int = Field(default=10, ge=0)
+    # Rows per batch handed to the embedder (a vectorized Python function), and the longest a row waits for its batch
+    # to fill (the event-to-searchable delay when few items come).
+    embed_batch_rows: int = Field(default=1000, gt=0)
+    embed_max_delay_ms: int = Field(default=200, gt=0)
+    aof_fsync: Literal["always", "everysec", "no"] = "everysec"
+
+
 class PostgresSettings(BaseModel):
     host: str = LOOPBACK
     port: int = 15432
@@ -302,6 +331,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     topics: TopicNames = Field(default_factory=TopicNames)
     paths: PathSettings = Field(default_factory=PathSettings)
@@ -322,6 +352,10 @@ class Settings(BaseSettings):
     @property
     def fraud_models_dir(self) -> Path:
         return self.fraud.models_dir or self.paths.data_dir / "models" / "fraud"
+
+    @property
+    def embedder_models_dir(self) -> Path:
+        return self.search.models_dir or self.paths.data_dir / "models" / "embedder"
 
     @classmethod
     def settings_customise_sources(
@@ -418,6 +452,7 @@ def isolated_settings(settings: Settings, prefix: str) -> Settings:
     features = settings.features.model_copy(update={
         "project": schema if schema and schema[0].isalpha() else f"p{schema}", "offline_schema": f"{schema}_features",
     })  # fmt: skip
-    return settings.model_copy(
-        update={"topics": topics, "postgres": postgres, "services": services, "features": features}
-    )
+    search = settings.search.model_copy(update={"index": f"{prefix}.content", "graph": f"{prefix}.cowatch"})
+    return settings.model_copy(update={
+        "topics": topics, "postgres": postgres, "services": services, "features": features, "search": search,
+    })  # fmt: skip

@@ -1,7 +1,8 @@
-"""Content HTTP API: `POST /contents`, `GET|PATCH /contents/{id}`, `POST /contents/{id}/publish`.
+"""Content HTTP API: `POST /contents`, `GET|PATCH|DELETE /contents/{id}`, `POST /contents/{id}/publish|unpublish`.
 
-Every change bumps the content's revision; `If-Match: <revision>` makes an update conditional, so two editors
-cannot overwrite each other silently.
+Every change bumps the content's revision (a withdrawal and a deletion too), so the newest revision of a content
+tells its state to any consumer, whatever order its events arrive in; `If-Match: <revision>` makes an update
+conditional, so two editors cannot overwrite each other silently.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import CorrelationDep, SettingsDep, StorableText, UserDep, invalid, make_event
@@ -60,6 +61,12 @@ class ContentChange(BaseModel):
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
+class Withdrawal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: StorableText | None = Field(default=None, max_length=500, description="Why, for the event's consumers.")
+
+
 class Content(BaseModel):
     content_id: str
     course_id: str
@@ -81,7 +88,8 @@ class Content(BaseModel):
 
 def _load(connection: psycopg.Connection[Any], content_id: uuid.UUID, lock: bool = False) -> Content:
     row = connection.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM contents WHERE content_id = %s{' FOR UPDATE' if lock else ''}",
+        f"SELECT {', '.join(COLUMNS)} FROM contents WHERE content_id = %s AND deleted_at IS NULL"
+        f"{' FOR UPDATE' if lock else ''}",
         (content_id,),
     ).fetchone()
     if row is None:
@@ -165,6 +173,12 @@ def publish_content(
         _owned(current, user_id)
         if current.published_revision == current.revision:
             raise HTTPException(status.HTTP_409_CONFLICT, f"revision {current.revision} is already published")
+        # The withdrawal took the current revision: publishing the same text again is a change of its own.
+        connection.execute(
+            "UPDATE contents SET revision = revision + 1, updated_at = now() "
+            "WHERE content_id = %s AND revision = withdrawn_revision",
+            (content_id,),
+        )
         # The price sold is the published one: a later revision changes it only when it is published in turn.
         connection.execute(
             "UPDATE contents SET published_revision = revision, published_price_minor = price_minor, "
@@ -177,3 +191,49 @@ def publish_content(
             **content.model_dump(exclude={"published_revision"}),
         ))  # fmt: skip
     return content
+
+
+@router.post("/contents/{content_id}/unpublish", response_model=Content)
+def unpublish_content(
+    content_id: uuid.UUID, user_id: UserDep, settings: SettingsDep, correlation_id: CorrelationDep,
+    body: Withdrawal | None = None,
+) -> Content:  # fmt: skip
+    """Withdraw the content from learners (revision + 1); emits `content.unpublished`. Publishing brings it back."""
+    with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
+        current = _load(connection, content_id, lock=True)
+        _owned(current, user_id)
+        if current.published_revision is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "content is not published")
+        connection.execute(
+            "UPDATE contents SET published_revision = NULL, revision = revision + 1, "
+            "withdrawn_revision = revision + 1, updated_at = now() WHERE content_id = %s",
+            (content_id,),
+        )
+        content = _load(connection, content_id)
+        enqueue(connection, make_event(
+            settings, "content.unpublished", user_id, correlation_id, content_id=content.content_id,
+            course_id=content.course_id, instructor_id=content.instructor_id, revision=content.revision,
+            reason=body.reason if body else None,
+        ))  # fmt: skip
+    return content
+
+
+@router.delete("/contents/{content_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_content(
+    content_id: uuid.UUID, user_id: UserDep, settings: SettingsDep, correlation_id: CorrelationDep
+) -> Response:
+    """Delete the content for good (revision + 1); emits `content.deleted`. It can no longer be read or bought."""
+    with psycopg.connect(settings.postgres.dsn()) as connection, connection.transaction():
+        current = _load(connection, content_id, lock=True)
+        _owned(current, user_id)
+        # Kept as a row (orders and the ledger refer to its course), out of every read.
+        connection.execute(
+            "UPDATE contents SET deleted_at = now(), published_revision = NULL, revision = revision + 1, "
+            "updated_at = now() WHERE content_id = %s",
+            (content_id,),
+        )
+        enqueue(connection, make_event(
+            settings, "content.deleted", user_id, correlation_id, content_id=current.content_id,
+            course_id=current.course_id, instructor_id=current.instructor_id, revision=current.revision + 1,
+        ))  # fmt: skip
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,3 +24,8 @@ ALTER TABLE contents ADD COLUMN IF NOT EXISTS published_price_minor BIGINT CHECK
 ALTER TABLE contents ADD COLUMN IF NOT EXISTS published_currency CHAR(3);
 UPDATE contents SET published_price_minor = price_minor, published_currency = currency
  WHERE published_revision IS NOT NULL AND published_price_minor IS NULL;
+
+-- A deleted content stays as a row (orders refer to its course) but out of every read (added with deletion).
+ALTER TABLE contents ADD COLUMN IF NOT EXISTS deleted_at TIMESTAMPTZ;
+-- The revision a withdrawal took: publishing that revision again takes the next one (added with withdrawal).
+ALTER TABLE contents ADD COLUMN IF NOT EXISTS withdrawn_revision INT;

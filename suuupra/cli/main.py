@@ -16,6 +16,7 @@ from suuupra.cli import (
     payments_cmd,
     platform_cmd,
     schemas_cmd,
+    search_cmd,
     services_cmd,
     simulate_cmd,
     topics_cmd,
@@ -44,6 +45,10 @@ app.add_typer(jobs_cmd.cluster_app, name="flink")
 app.add_typer(verify_cmd.app, name="verify")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(fraud_cmd.app, name="fraud")
+app.add_typer(search_cmd.app, name="index")
+app.command("search")(search_cmd.search)
+app.command("similar")(search_cmd.similar)
+app.command("also-watched")(search_cmd.also_watched)
 
 
 @app.callback()

@@ -44,3 +44,52 @@ def analytics(ctx: typer.Context) -> None:
     if different:
         raise typer.Exit(1)
     console.print("every table equals the independent computation")
+
+
+@app.command("search")
+def search(ctx: typer.Context) -> None:
+    """Read the content and clickstream topics to their end, compute the index (every item at its newest published
+    revision, embedded by the current model) and the co-watch counts again in plain Python, and compare them with the
+    search engine. Exit 1 on any difference. Run it once the indexing job has caught up."""
+    from connectors.avro.values import to_wire
+    from suuupra.events import event_consumer
+    from suuupra.search.cowatch import CoWatchGraph
+    from suuupra.search.embedder import ModelError, ModelStore
+    from suuupra.search.engine import SearchUnavailableError, engine_client
+    from suuupra.search.index import SearchIndex
+    from suuupra.verify.search import compare_graph, compare_index, expected_cowatch, expected_rows
+
+    settings = state(ctx).settings
+    try:
+        embedder = ModelStore(settings.embedder_models_dir).load(settings.search.model_version)
+        with console.status("reading the content and clickstream topics from Kafka ..."):
+            topics = [settings.topics.content, settings.topics.clickstream]
+            with event_consumer(settings, topics, read_only=True) as consumer:
+                events = [to_wire(record.value) for record in consumer.read_to_end()]
+        content = [event for event in events if str(event["event_type"]).startswith("content.")]
+        expected_index = expected_rows(content, embedder)
+        expected_graph = expected_cowatch(events, settings.search.cowatch_window_s * 1000)
+        client = engine_client(settings)
+        try:
+            checks = [compare_index(expected_index, SearchIndex(client, settings, embedder.version)),
+                      compare_graph(expected_graph, CoWatchGraph(client, settings))]  # fmt: skip
+        finally:
+            client.close()
+    except (ModelError, SearchUnavailableError) as error:
+        raise fail(str(error)) from error
+    table = Table("", "expected", "in the engine", "verdict", title=f"{len(events)} events in Kafka")
+    for check in checks:
+        verdict = (
+            "equal"
+            if check.equal
+            else (f"[red]missing {len(check.missing)}, extra {len(check.extra)}, different {len(check.different)}[/]")
+        )
+        table.add_row(check.name, str(check.expected), str(check.actual), verdict)
+    console.print(table)
+    if not all(check.equal for check in checks):
+        for check in checks:
+            if not check.equal:
+                console.print(f"[red]{check.name}[/]: e.g. missing {check.missing[:2]}, extra {check.extra[:2]}, "
+                              f"different {check.different[:2]}")  # fmt: skip
+        raise typer.Exit(1)
+    console.print(f"the index ({embedder.version}) and the co-watch graph equal the independent computation")

@@ -18,6 +18,7 @@ from suuupra.platform.kafka import Kafka
 from suuupra.platform.postgres import Postgres
 from suuupra.platform.redis import Redis
 from suuupra.platform.registry import SchemaRegistry
+from suuupra.platform.search import SearchEngine
 from suuupra.settings import Settings
 
 Report = Callable[[str], None]
@@ -38,6 +39,7 @@ def components(settings: Settings) -> list[Component]:
         Kafka(settings),
         ClickHouse(settings),
         Redis(settings),
+        SearchEngine(settings),
         SchemaRegistry(settings),
     ]
 

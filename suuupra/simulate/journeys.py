@@ -24,6 +24,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "content.created",
     "content.updated",
     "content.published",
+    "content.unpublished",
+    "content.deleted",
     "order.created",
     "order.paid",
     "order.fulfilled",
@@ -117,6 +119,10 @@ DELETE_PROBABILITY: Final = 0.004
 # purchases flowing in long runs instead of everyone ending up owning the whole catalogue.
 CHURN_PROBABILITY: Final = 0.025
 CONTENT_EDIT_PROBABILITY: Final = 0.01
+# Of the content edits: a lesson withdrawn (content.unpublished) and published again a little later, and a
+# duplicate lesson published by mistake and deleted (it is never in a course's lesson list, so never watched).
+WITHDRAW_SHARE: Final = 0.15
+DUPLICATE_SHARE: Final = 0.1
 UPI_PREFERENCE: Final = 0.625  # with a 90% stick-to-preference rate this gives ~60% UPI payments
 COMPLETION_NUMERATOR, COMPLETION_DENOMINATOR = 9, 10  # completed <=> watched >= 90%
 APPROVE_BELOW: Final = 0.7
@@ -532,6 +538,13 @@ class _Simulator:
         low = max(low, content.last_time + 1)
         if high - low < 2:
             return
+        kind = self.rng.random()
+        if kind < WITHDRAW_SHARE:
+            self._withdraw_and_republish(content, low, high)
+            return
+        if kind < WITHDRAW_SHARE + DUPLICATE_SHARE:
+            self._publish_and_delete_duplicate(content, low, high)
+            return
         updated_at = self.between(low, high - 2)
         content.revision += 1
         change = self.rng.choice(("title", "description", "tags", "level"))
@@ -567,6 +580,36 @@ class _Simulator:
         published_at = self.between(updated_at + 1, high - 1)
         self.emit("content.published", published_at, journey, {"revision": content.revision, **snapshot})
         content.last_time = published_at
+
+    def _lifecycle(self, content: _Content) -> dict[str, Any]:
+        """content.unpublished / content.deleted payload; every change takes the next revision."""
+        content.revision += 1
+        course = content.course
+        ids = {"content_id": content.content_id, "course_id": course.course_id, "instructor_id": course.instructor_id}
+        return {**ids, "revision": content.revision}
+
+    def _withdraw_and_republish(self, content: _Content, low: int, high: int) -> None:
+        journey = _Journey(self.uuid(), content.course.instructor_id, _EMPTY_TAGS)
+        withdrawn_at = self.between(low, high - 2)
+        reason = self.rng.choice((None, "fixing the audio", "outdated"))
+        self.emit("content.unpublished", withdrawn_at, journey, {**self._lifecycle(content), "reason": reason})
+        content.revision += 1
+        published_at = self.between(withdrawn_at + 1, high - 1)
+        self.emit("content.published", published_at, journey, {"revision": content.revision, **self._snapshot(content)})
+        content.last_time = published_at
+
+    def _publish_and_delete_duplicate(self, original: _Content, low: int, high: int) -> None:
+        duplicate = _Content(
+            content_id=self.uuid(), course=original.course, lesson_number=original.lesson_number,
+            title=original.title, description=original.description, tags=list(original.tags),
+            duration_seconds=original.duration_seconds, level=original.level, revision=1,
+        )  # fmt: skip
+        journey = _Journey(self.uuid(), original.course.instructor_id, _EMPTY_TAGS)
+        created_at = self.between(low, high - 2)
+        self.emit("content.created", created_at, journey, self._snapshot(duplicate))
+        self.emit("content.published", created_at + 1, journey, {"revision": 1, **self._snapshot(duplicate)})
+        deleted_at = self.between(created_at + 2, max(created_at + 2, high - 1))
+        self.emit("content.deleted", deleted_at, journey, self._lifecycle(duplicate))
 
     # --- population --------------------------------------------------------------------------------------
     def _new_user(self) -> _User:

@@ -83,7 +83,7 @@ def base_type(branch: Any) -> Any:
 
 
 def test_there_is_one_file_per_event_and_nothing_else() -> None:
-    assert len(event_files()) == 24
+    assert len(event_files()) == 26
     for path in event_files():
         assert path.parent.name in DOMAINS, path
         assert path.parent.parent == SCHEMAS, path

@@ -67,3 +67,34 @@ def test_only_the_instructor_changes_content_and_bad_drafts_are_refused(client: 
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][-1] == field
     assert client.get(f"/contents/{uuid.uuid4()}").status_code == 404
+
+
+def test_unpublish_republish_and_delete_take_the_next_revision_and_emit_their_events(
+    client: TestClient, isolated: Settings
+) -> None:
+    owner, other = sign_up(client), sign_up(client)
+    content_id = client.post("/contents", json=_draft(), headers=owner).json()["content_id"]
+    assert client.post(f"/contents/{content_id}/unpublish", headers=owner).status_code == 409  # a draft
+    client.post(f"/contents/{content_id}/publish", headers=owner)
+    assert client.post(f"/contents/{content_id}/unpublish", headers=other).status_code == 403
+    withdrawn = client.post(f"/contents/{content_id}/unpublish", json={"reason": "re-recording"}, headers=owner)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert (withdrawn.json()["revision"], withdrawn.json()["published_revision"]) == (2, None)
+    # Not for sale while withdrawn.
+    course_id = withdrawn.json()["course_id"]
+    assert client.post("/orders", json={"course_id": course_id}, headers=other).status_code == 404
+    republished = client.post(f"/contents/{content_id}/publish", headers=owner)
+    assert republished.json()["published_revision"] == 3
+
+    assert client.delete(f"/contents/{content_id}", headers=other).status_code == 403
+    assert client.delete(f"/contents/{content_id}", headers=owner).status_code == 204
+    assert client.get(f"/contents/{content_id}").status_code == 404
+    assert client.delete(f"/contents/{content_id}", headers=owner).status_code == 404
+    assert client.post("/orders", json={"course_id": course_id}, headers=other).status_code == 404
+
+    events = _content_events(isolated, content_id)
+    assert [(e["event_type"], e.get("revision")) for e in events] == [
+        ("content.created", None), ("content.published", 1), ("content.unpublished", 2), ("content.published", 3),
+        ("content.deleted", 4),
+    ]  # fmt: skip
+    assert events[2]["reason"] == "re-recording"

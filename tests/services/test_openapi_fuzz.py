@@ -17,6 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,7 +32,13 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from services.app import create_app, ensure_schema
 from services.identity import api as identity_api
 from suuupra.platform.manager import Platform
+from suuupra.search.cowatch import CoWatchGraph
+from suuupra.search.embedder import ModelStore
+from suuupra.search.engine import engine_client
+from suuupra.search.index import SearchIndex, document_row
+from suuupra.search.service import fit_embedder
 from suuupra.settings import Settings, load_settings
+from suuupra.verify.search import event_text
 from tests.services.support import PASSWORD, sign_up
 
 MAX_EXAMPLES = 100  # per operation in the fuzzing phase; the coverage phase adds its boundary cases on top
@@ -69,19 +76,25 @@ class World:
             self.leaver = sign_up(self.client, "leaver")
         return self.leaver
 
+    def renew_content(self) -> None:
+        # A deleted content is gone for good: later cases need one of the fuzzer's own again (a draft, which the
+        # operations after deletion's can publish, then withdraw).
+        self.content_id, _ = _published_content(self.client, self.session, publish=False)
+
     def renew_order(self) -> None:
         # An order takes no other payment while one waits for its outcome (decided by the saga, not run here).
         self.order_id = _order(self.client, self.session, self.course_id)
 
 
-def _published_content(client: TestClient, session: dict[str, str]) -> tuple[str, str]:
+def _published_content(client: TestClient, session: dict[str, str], publish: bool = True) -> tuple[str, str]:
     draft = {"course_id": str(uuid.uuid4()), "title": "Fuzzing 101", "description": "", "category": "testing",
              "language": "en", "duration_seconds": 600, "lesson_number": 1, "price_minor": 99_900,
              "currency": "INR"}  # fmt: skip
     content = client.post("/contents", json=draft, headers=session)
     assert content.status_code == 201, content.text
     content_id = content.json()["content_id"]
-    assert client.post(f"/contents/{content_id}/publish", headers=session).status_code == 200
+    if publish:
+        assert client.post(f"/contents/{content_id}/publish", headers=session).status_code == 200
     return content_id, draft["course_id"]
 
 
@@ -92,11 +105,16 @@ def _order(client: TestClient, session: dict[str, str], course_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(settings: Settings, platform: Platform) -> Iterator[World]:
+def world(settings: Settings, platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # A PostgreSQL schema of its own, dropped afterwards, as `isolated` gives each test; but no topics: the app only
     # writes its events to the outbox table. One app for the module: every operation's test shares the records.
+    # A search index and graph of its own too, holding the world's contents.
     postgres = settings.postgres.model_copy(update={"services_schema": f"fuzz_{uuid.uuid4().hex[:10]}"})
-    own = settings.model_copy(update={"postgres": postgres})
+    name = f"fuzz-{uuid.uuid4().hex[:10]}"
+    search = settings.search.model_copy(
+        update={"index": name, "graph": name, "models_dir": tmp_path_factory.mktemp("fuzz-models")}
+    )
+    own = settings.model_copy(update={"postgres": postgres, "search": search})
     ensure_schema(own)
     app = create_app(own)
     try:
@@ -109,10 +127,32 @@ def world(settings: Settings, platform: Platform) -> Iterator[World]:
             content_id, _ = _published_content(client, session)
             foreign_content_id, course_id = _published_content(client, sign_up(client, "instructor"))
             order_id = _order(client, session, course_id)
+            _index(own, [client.get(f"/contents/{cid}").json() for cid in (content_id, foreign_content_id)])
             yield World(app, client, session, email, content_id, foreign_content_id, course_id, order_id)
     finally:
         with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
             connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(postgres.services_schema)))
+        engine = engine_client(own)
+        for info in ModelStore(own.embedder_models_dir).models():
+            SearchIndex(engine, own, info.version).drop()
+        CoWatchGraph(engine, own).drop()
+        engine.close()
+
+
+def _index(settings: Settings, contents: list[dict[str, Any]]) -> None:
+    """The world's contents in the search index (as the indexing job would put them), co-watched with each other."""
+    texts = [event_text(content) for content in contents] + ["streams and tables", "search engines", "graphs"]
+    embedder = fit_embedder(settings, texts, 4)
+    engine = engine_client(settings)
+    index = SearchIndex(engine, settings, embedder.version, embedder.dim)
+    index.ensure()
+    vectors = embedder.embed([event_text(content) for content in contents])
+    events = [{**content, "event_type": "content.published", "event_time": 0} for content in contents]
+    pairs = zip(events, vectors, strict=True)
+    index.apply([document_row(event, embedder.version, vector.tobytes()) for event, vector in pairs])
+    low, high = sorted(content["content_id"] for content in contents)
+    CoWatchGraph(engine, settings).upsert({(low, high, 20_000): 3})
+    engine.close()
 
 
 def _draw(case: schemathesis.Case) -> int:
@@ -185,6 +225,8 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case, world: World) -
         world.leaver = None
     if label == "POST /payments" and response.status_code == 201:
         world.renew_order()
+    if label == "DELETE /contents/{content_id}" and response.status_code == 204:
+        world.renew_content()
     if label == "PATCH /users/me" and response.status_code == 200:
         world.email = response.json()["email"]  # logins aimed at the world keep finding the account
 

@@ -35,7 +35,7 @@ def test_down_then_up_keeps_topics_events_and_schemas(platform: Platform, isolat
     subjects_before = set(make_registry(isolated).get_subjects())
 
     stopped = platform.down()
-    assert set(stopped) == {"postgres", "kafka", "clickhouse", "redis", "registry"}
+    assert set(stopped) == {"postgres", "kafka", "clickhouse", "redis", "search", "registry"}
     assert not any(port_open("127.0.0.1", spec.port) for c in platform.components for spec in c.ports())
     assert not any(c.health().ok for c in platform.components)
 

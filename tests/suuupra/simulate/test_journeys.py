@@ -239,12 +239,23 @@ def test_content_exists_before_it_is_used() -> None:
     events = sorted(sample(), key=lambda event: event.value["event_time"])
     published: dict[str, dict[str, Any]] = {}
     published_courses: set[str] = set()
-    revisions: dict[str, int] = {}
+    revisions: dict[str, int] = {}  # of each content's latest lifecycle event: every change takes the next one
+    deleted: set[str] = set()
     for event in events:
         value = event.value
+        if event.event_type.startswith("content."):
+            assert value["content_id"] not in deleted, "nothing happens to a deleted content"
+            last = revisions.get(value["content_id"], 0)
+            revision = value.get("revision", 1)  # content.created is revision 1
+            # Publishing an edit keeps its revision; publishing after a withdrawal takes the next one.
+            allowed = (last, last + 1) if event.event_type == "content.published" else (last + 1,)
+            assert revision in allowed or revision == 1, (event.event_type, last, revision)
+            revisions[value["content_id"]] = revision
+        if event.event_type in ("content.unpublished", "content.deleted"):
+            assert value["content_id"] in published
+            if event.event_type == "content.deleted":
+                deleted.add(value["content_id"])
         if event.event_type == "content.published":
-            assert value["revision"] == revisions.get(value["content_id"], 0) + 1 or value["revision"] == 1
-            revisions[value["content_id"]] = value["revision"]
             published[value["content_id"]] = value
             published_courses.add(value["course_id"])
             assert value["user_id"] == value["instructor_id"]
