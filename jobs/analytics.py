@@ -5,8 +5,8 @@
     flink run -py jobs/analytics.py                    # plain Flink CLI (settings from SUUUPRA_* / --config)
 
 Python only declares the job; every record is handled by Flink's own operators and the project's JVM functions
-(connectors/jvm): the Kafka source reads raw bytes, `decode_avro` decodes them, SQL aggregates, `gap_sessions`
-sessionizes, and the project's ClickHouse sink writes in batches.
+(connectors/jvm): each Kafka record is decoded once in the task that read it (SequencedEvents), SQL aggregates,
+`gap_sessions` sessionizes, and the project's ClickHouse sink writes in batches.
 
 Counting every event exactly once, whatever the interleaving, idleness, back-pressure, parallelism or restore:
 - The late rule: an event older than the newest event already seen in its Kafka partition by more than the
@@ -20,21 +20,18 @@ Counting every event exactly once, whatever the interleaving, idleness, back-pre
 
 from __future__ import annotations
 
-import sys
-
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
-from connectors.flink.events import EventsView, register_events_view
+from connectors.flink.events import EventsView, dead_letter_select, declare_dead_letter_sink, register_events_view
 from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
-    kafka_raw_options,
     register_jvm_functions,
     sql_string,
     with_clause,
 )
-from suuupra.settings import Settings, load_settings
+from suuupra.settings import Settings
 
 JOB_NAME = "analytics"
 SESSION_GAP_MS = 30 * 60_000
@@ -157,7 +154,8 @@ def _declare_sources(
         name="sequenced", kafka=settings.kafka.client_config(), topics=source_topics(settings),
         group_id=f"{flink.consumer_group_prefix}-{JOB_NAME}", bounded=bounded,
         registry_url=settings.registry.ccompat_url, fields=DECODED_FIELDS, event_time_field="event_time",
-        late_bound_ms=flink.max_out_of_orderness_s * 1000, event_time_range_ms=flink.event_time_range_ms,
+        event_time_range_ms=flink.event_time_range_ms, late_bound_ms=flink.max_out_of_orderness_s * 1000,
+        payload_json=True,
     ))  # fmt: skip
     views = {
         "events": "SELECT * FROM sequenced WHERE ok",
@@ -172,16 +170,6 @@ def _declare_sources(
     }
     for name, query in views.items():
         t_env.execute_sql(f"CREATE TEMPORARY VIEW {name} AS {query}")
-
-
-def _declare_dead_letters(t_env: StreamTableEnvironment, settings: Settings) -> None:
-    options = kafka_raw_options(settings.kafka.client_config(), [settings.topics.dead_letter], None, bounded=False)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE dead_letter_sink (
-            record_key BYTES,
-            payload BYTES,
-            headers MAP<STRING, BYTES> METADATA
-        ) WITH ({with_clause(options)}, 'sink.delivery-guarantee' = 'at-least-once')""")
 
 
 def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
@@ -205,20 +193,11 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     t_env = StreamTableEnvironment.create(env)
     register_jvm_functions(t_env)
     _declare_sources(env, t_env, settings, bounded)
-    _declare_dead_letters(t_env, settings)
+    declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)
     _declare_sinks(t_env, settings)
 
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(f"""
-        INSERT INTO dead_letter_sink
-        SELECT record_key, payload, MAP[
-            'dlq.original.topic', ENCODE(kafka_topic, 'UTF-8'),
-            'dlq.original.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
-            'dlq.original.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
-            'dlq.reason', ENCODE(error, 'UTF-8'),
-            'dlq.reason.code', ENCODE(error_code, 'UTF-8'),
-            'dlq.failed.by', ENCODE('{JOB_NAME}', 'UTF-8')]
-        FROM sequenced WHERE NOT ok""")
+    statements.add_insert_sql(f"INSERT INTO dead_letter_sink {dead_letter_select('sequenced', JOB_NAME)}")
     bound_ms = str(settings.flink.max_out_of_orderness_s * 1000)
     for table, query in QUERIES.items():
         statements.add_insert_sql(f"INSERT INTO sink_{table} {query.replace('{bound_ms}', bound_ms)}")
@@ -226,13 +205,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jobs.runtime import execution_environment
+    from jobs.runtime import run_job
 
-    args = argv if argv is not None else sys.argv[1:]
-    settings = load_settings()
-    env = execution_environment(settings, JOB_NAME)
-    build(env, settings, bounded="--bounded" in args)
-    env.execute(JOB_NAME)
+    run_job(JOB_NAME, build, argv)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
-"""The front half every event job shares: Kafka raw bytes -> `decode_avro` (JVM) once per record -> a `decoded`
-view, and the dead-letter sink for the records that cannot be decoded (bytes kept, reason in `dlq.*` headers)."""
+"""The front half the features and fraud jobs share: their topics as the `decoded` view (each record decoded once, in
+the JVM: connectors/flink/events.py), `events` (the readable ones), and the dead-letter sink for the others."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
 
-from connectors.flink.tables import DecodedField, decode_call, kafka_raw_options, sql_string, with_clause
+from connectors.flink.events import EventsView, dead_letter_select, declare_dead_letter_sink, register_events_view
+from connectors.flink.tables import DecodedField
 from suuupra.settings import Settings
 
 
 def declare_decoded(
+    env: StreamExecutionEnvironment,
     t_env: StreamTableEnvironment,
     settings: Settings,
     job_name: str,
@@ -20,49 +23,18 @@ def declare_decoded(
     bounded: bool,
 ) -> None:
     """Declares `decoded` (every record: ok, error, error_code, the fields, the Kafka coordinates) and `events`
-    (the decoded ones). The consumer group is `<prefix>-<job_name>`; a new group starts from the earliest offsets."""
-    group = f"{settings.flink.consumer_group_prefix}-{job_name}"
-    options = kafka_raw_options(settings.kafka.client_config(), sorted(set(topics)), group, bounded)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE {job_name}_source (
-            record_key BYTES,
-            payload BYTES,
-            kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
-            kafka_partition INT METADATA FROM 'partition' VIRTUAL,
-            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
-        ) WITH ({with_clause(options)})""")
-    decode = decode_call("payload", settings.registry.ccompat_url, fields)
-    with_row = t_env.sql_query(
-        f"SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {decode} AS d FROM {job_name}_source"
-    )
-    # Through a (JVM) DataStream and back, so the planner decodes each record once instead of once per branch.
-    once = t_env.from_data_stream(t_env.to_data_stream(with_row), Schema.new_builder().build())
-    t_env.create_temporary_view(f"{job_name}_decoded_once", once)
-    names = ["ok", "error", "error_code", *(field.name for field in fields)]
-    columns = ", ".join(f"d.`{name}` AS `{name}`" for name in names)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW decoded AS
-        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {columns}
-        FROM {job_name}_decoded_once""")
+    (the readable ones). The consumer group is `<prefix>-<job_name>`; a new group starts from the earliest offsets.
+    These jobs fold every event in whenever it comes, so they need no late rule."""
+    register_events_view(env, t_env, EventsView(
+        name="decoded", kafka=settings.kafka.client_config(), topics=sorted(set(topics)),
+        group_id=f"{settings.flink.consumer_group_prefix}-{job_name}", bounded=bounded,
+        registry_url=settings.registry.ccompat_url, fields=fields, event_time_field="event_time",
+        event_time_range_ms=settings.flink.event_time_range_ms,
+    ))  # fmt: skip
     t_env.execute_sql("CREATE TEMPORARY VIEW events AS SELECT * FROM decoded WHERE ok")
-    dead_letters = kafka_raw_options(settings.kafka.client_config(), [settings.topics.dead_letter], None, False)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE dead_letter_sink (
-            record_key BYTES,
-            payload BYTES,
-            headers MAP<STRING, BYTES> METADATA
-        ) WITH ({with_clause(dead_letters)}, 'sink.delivery-guarantee' = 'at-least-once')""")
+    declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)
 
 
 def dead_letter_insert(job_name: str) -> str:
     """The INSERT sending every record `decoded` could not read to the dead-letter topic."""
-    return f"""
-        INSERT INTO dead_letter_sink
-        SELECT record_key, payload, MAP[
-            'dlq.original.topic', ENCODE(kafka_topic, 'UTF-8'),
-            'dlq.original.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
-            'dlq.original.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
-            'dlq.reason', ENCODE(error, 'UTF-8'),
-            'dlq.reason.code', ENCODE(error_code, 'UTF-8'),
-            'dlq.failed.by', ENCODE({sql_string(job_name)}, 'UTF-8')]
-        FROM decoded WHERE NOT ok"""
+    return f"INSERT INTO dead_letter_sink {dead_letter_select('decoded', job_name)}"

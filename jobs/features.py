@@ -3,19 +3,17 @@
     suuupra jobs run features                         # local mini-cluster
     flink run -py jobs/features.py                    # plain Flink CLI (settings from SUUUPRA_* / --config)
 
-Python only declares the job; every record is handled in the JVM: the Kafka source reads raw bytes, `decode_avro`
-decodes them (unreadable records go to the dead-letter topic), SQL maps each event to the activity of a user or a
-device, `sliding_features` (a JVM process table function keyed by the entity) keeps each feature view's windows
-current, and two sinks write every result: the online store (Feast's Redis layout, newest row per entity, batched)
-and the offline store (the row history in PostgreSQL that training joins point in time).
+Python only declares the job; every record is handled in the JVM: the Kafka source's records are decoded once, in
+the same task (connectors/flink/events.py; unreadable records go to the dead-letter topic), SQL maps each event to
+the activity of a user or a device, `sliding_features` (a JVM process table function keyed by the entity) keeps each
+feature view's windows current, and two sinks write every result: the online store (Feast's Redis layout, newest row
+per entity, batched) and the offline store (the row history in PostgreSQL that training joins point in time).
 
 Windows end at the entity's newest event and every event is folded in whenever it arrives: there is no watermark,
 so out-of-order and late events give the same features as in-order ones, and nothing is dropped.
 """
 
 from __future__ import annotations
-
-import sys
 
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
@@ -30,7 +28,7 @@ from connectors.flink.tables import (
 )
 from feature_store.catalog import AS_OF_FEATURE, DEVICE_ACTIVITY, USER_ACCOUNT, USER_ENGAGEMENT, USER_PAYMENTS, View
 from jobs.decoding import dead_letter_insert, declare_decoded
-from suuupra.settings import Settings, load_settings
+from suuupra.settings import Settings
 
 JOB_NAME = "features"
 
@@ -122,7 +120,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     """Wires sources, transformations and sinks; `env.execute()` runs them as one job."""
     t_env = StreamTableEnvironment.create(env)
     register_jvm_functions(t_env)
-    declare_decoded(t_env, settings, JOB_NAME, source_topics(settings), DECODED_FIELDS, bounded)
+    declare_decoded(env, t_env, settings, JOB_NAME, source_topics(settings), DECODED_FIELDS, bounded)
     statements = t_env.create_statement_set()
     statements.add_insert_sql(dead_letter_insert(JOB_NAME))
     for view in VIEWS:
@@ -139,13 +137,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jobs.runtime import execution_environment
+    from jobs.runtime import run_job
 
-    args = argv if argv is not None else sys.argv[1:]
-    settings = load_settings()
-    env = execution_environment(settings, JOB_NAME)
-    build(env, settings, bounded="--bounded" in args)
-    env.execute(JOB_NAME)
+    run_job(JOB_NAME, build, argv)
 
 
 if __name__ == "__main__":

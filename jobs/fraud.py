@@ -3,11 +3,11 @@
     suuupra jobs run fraud                          # local mini-cluster
     flink run -py jobs/fraud.py                     # plain Flink CLI (settings from SUUUPRA_* / --config)
 
-The JVM reads the payment topic (raw bytes), decodes in `decode_avro` (unreadable records go to the dead-letter
-topic) and filters the payments; one vectorized Python function (pandas UDF) takes them in small bundles, reads
-the users' and devices' features from the online store (Feast), scores them with the scikit-learn model loaded once
-per worker and builds each `payment.fraud_decided` event; the JVM writes the events to Kafka and the decisions to
-ClickHouse (`fraud_decisions`, the dashboard's fraud panels).
+The JVM reads the payment topic and decodes each record once (connectors/flink/events.py; unreadable records go to
+the dead-letter topic) and filters the payments; one vectorized Python function (pandas UDF) takes them in small
+bundles, reads the users' and devices' features from the online store (Feast), scores them with the scikit-learn
+model loaded once per worker and builds each `payment.fraud_decided` event; the JVM writes the events to Kafka and
+the decisions to ClickHouse (`fraud_decisions`, the dashboard's fraud panels).
 
 Exactly one effective decision per payment: the decision's id derives from the payment's event id, the Kafka sink is
 at-least-once (no transaction waits for a checkpoint, so a decision leaves within milliseconds), and a decision
@@ -18,7 +18,6 @@ the first (ReplacingMergeTree on the id, ranked by decision time).
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from pyflink.datastream import StreamExecutionEnvironment
@@ -34,7 +33,7 @@ from connectors.flink.tables import (
 )
 from jobs.decoding import dead_letter_insert, declare_decoded
 from suuupra.events import EVENT_TYPE_HEADER
-from suuupra.settings import Settings, load_settings
+from suuupra.settings import Settings
 
 JOB_NAME = "fraud"
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     config.set("python.fn-execution.bundle.size", str(fraud.bundle_size))
     config.set("python.fn-execution.arrow.batch.size", str(fraud.bundle_size))
     register_jvm_functions(t_env)
-    declare_decoded(t_env, settings, JOB_NAME, [settings.topics.payment], DECODED_FIELDS, bounded)
+    declare_decoded(env, t_env, settings, JOB_NAME, [settings.topics.payment], DECODED_FIELDS, bounded)
     t_env.create_temporary_function(
         "score_payments", udf(ScorePayments(settings, version), result_type=_decision_type(), func_type="pandas")
     )
@@ -164,13 +163,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jobs.runtime import execution_environment
+    from jobs.runtime import run_job
 
-    args = argv if argv is not None else sys.argv[1:]
-    settings = load_settings()
-    env = execution_environment(settings, JOB_NAME)
-    build(env, settings, bounded="--bounded" in args)
-    env.execute(JOB_NAME)
+    run_job(JOB_NAME, build, argv)
 
 
 if __name__ == "__main__":

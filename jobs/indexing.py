@@ -4,8 +4,8 @@
     suuupra jobs run indexing [--bounded]              # local mini-cluster
     suuupra jobs submit indexing --jobmanager H:P      # a Flink session cluster
 
-Two pipelines in one job, on the pattern of the analytics job (Kafka `raw` source, `decode_avro` in the JVM, bad
-records to the dead-letter topic, SQL, JVM sinks; no watermark, so nothing is dropped for being late):
+Two pipelines in one job, on the pattern of the analytics job (Kafka source with each record decoded once in the JVM,
+bad records to the dead-letter topic, SQL, JVM sinks; no watermark, so nothing is dropped for being late):
 - Content events -> the index. `content.published` rows are embedded (a vectorized Python function: scikit-learn is
   the one thing SQL cannot say) and written with all their fields; `content.unpublished` and `content.deleted` rows
   remove the item. Every write goes through the index's revision guard (a Lua script in the engine), so an older
@@ -26,10 +26,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
+from connectors.flink.events import EventsView, dead_letter_select, declare_dead_letter_sink, register_events_view
 from connectors.flink.tables import (
     DecodedField,
-    decode_call,
-    kafka_raw_options,
     register_jvm_functions,
     sql_string,
     with_clause,
@@ -120,31 +119,16 @@ class EmbedText(ScalarFunction):  # type: ignore[misc]
 
 
 def _decoded(
-    t_env: StreamTableEnvironment, settings: Settings, name: str, topic: str, group: str,
-    fields: list[DecodedField], bounded: bool,
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings, name: str, topic: str,
+    group: str, fields: list[DecodedField], bounded: bool, payload_json: bool,
 ) -> None:  # fmt: skip
-    """`<name>_decoded` (every record, with ok / error) and `<name>_events` (the readable ones)."""
-    options = kafka_raw_options(settings.kafka.client_config(), [topic], group, bounded)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE {name}_raw (
-            record_key BYTES,
-            payload BYTES,
-            kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
-            kafka_partition INT METADATA FROM 'partition' VIRTUAL,
-            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
-        ) WITH ({with_clause(options)})""")
-    decode = decode_call("payload", settings.registry.ccompat_url, fields)
-    with_row = t_env.sql_query(
-        f"SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {decode} AS d FROM {name}_raw"
-    )
-    # Through a (JVM) DataStream and back, so that the planner decodes each record once for all branches.
-    once = t_env.from_data_stream(t_env.to_data_stream(with_row))
-    t_env.create_temporary_view(f"{name}_once", once)
-    names = ["ok", "error", "error_code", "payload_json", *(field.name for field in fields)]
-    columns = ", ".join(f"d.`{column}` AS `{column}`" for column in names)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW {name}_decoded AS
-        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, {columns} FROM {name}_once""")
+    """`<name>_decoded` (every record, with ok / error; decoded once, in the JVM) and `<name>_events` (the readable
+    ones). Out-of-order events are the revision guard's business, so no late rule."""
+    register_events_view(env, t_env, EventsView(
+        name=f"{name}_decoded", kafka=settings.kafka.client_config(), topics=[topic], group_id=group, bounded=bounded,
+        registry_url=settings.registry.ccompat_url, fields=fields, event_time_field="event_time",
+        event_time_range_ms=settings.flink.event_time_range_ms, payload_json=payload_json,
+    ))  # fmt: skip
     t_env.execute_sql(f"CREATE TEMPORARY VIEW {name}_events AS SELECT * FROM {name}_decoded WHERE ok")
 
 
@@ -170,22 +154,7 @@ def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings, names: Ind
         CREATE TEMPORARY TABLE cowatch_sink (lo STRING, hi STRING, `day` BIGINT, users BIGINT,
                                              PRIMARY KEY (lo, hi, `day`) NOT ENFORCED)
         WITH ({with_clause(engine | graph)})""")
-    dead_letters = kafka_raw_options(settings.kafka.client_config(), [settings.topics.dead_letter], None, False)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE dead_letter_sink (record_key BYTES, payload BYTES, headers MAP<STRING, BYTES> METADATA)
-        WITH ({with_clause(dead_letters)}, 'sink.delivery-guarantee' = 'at-least-once')""")
-
-
-def _dead_letters(source: str) -> str:
-    return f"""
-        SELECT record_key, payload, MAP[
-            'dlq.original.topic', ENCODE(kafka_topic, 'UTF-8'),
-            'dlq.original.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
-            'dlq.original.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
-            'dlq.reason', ENCODE(error, 'UTF-8'),
-            'dlq.reason.code', ENCODE(error_code, 'UTF-8'),
-            'dlq.failed.by', ENCODE('{JOB_NAME}', 'UTF-8')]
-        FROM {source}_decoded WHERE NOT ok"""
+    declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)
 
 
 def build(env: StreamExecutionEnvironment, settings: Settings, version: str, bounded: bool = False) -> None:
@@ -196,10 +165,10 @@ def build(env: StreamExecutionEnvironment, settings: Settings, version: str, bou
     register_jvm_functions(t_env)
     prefix = settings.flink.consumer_group_prefix
     # The content group is per model version: a new model's index is built from the start of the topic.
-    _decoded(t_env, settings, "content", settings.topics.content, f"{prefix}-{JOB_NAME}-{version}", CONTENT_FIELDS,
-             bounded)  # fmt: skip
-    _decoded(t_env, settings, "clicks", settings.topics.clickstream, f"{prefix}-{JOB_NAME}-cowatch", VIEW_FIELDS,
-             bounded)  # fmt: skip
+    _decoded(env, t_env, settings, "content", settings.topics.content, f"{prefix}-{JOB_NAME}-{version}",
+             CONTENT_FIELDS, bounded, payload_json=True)  # fmt: skip
+    _decoded(env, t_env, settings, "clicks", settings.topics.clickstream, f"{prefix}-{JOB_NAME}-cowatch",
+             VIEW_FIELDS, bounded, payload_json=False)  # fmt: skip
     t_env.execute_sql("""
         CREATE TEMPORARY VIEW content_indexable AS
         SELECT *, COALESCE(ARRAY_JOIN(JSON_QUERY(payload_json, '$.tags' RETURNING ARRAY<STRING>), ','), '') AS tags,
@@ -216,7 +185,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, version: str, bou
 
     statements = t_env.create_statement_set()
     statements.add_insert_sql(
-        f"INSERT INTO dead_letter_sink {_dead_letters('content')} UNION ALL {_dead_letters('clicks')}"
+        f"INSERT INTO dead_letter_sink {dead_letter_select('content_decoded', JOB_NAME)} UNION ALL "
+        f"{dead_letter_select('clicks_decoded', JOB_NAME)}"
     )
     published = PUBLISHED.replace("content_events", "content_indexable").format(model=sql_string(version))
     statements.add_insert_sql(f"INSERT INTO index_sink {published}")

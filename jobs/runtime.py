@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
-from suuupra.settings import Settings
+from suuupra.settings import Settings, load_settings
 
 
 class JobSetupError(RuntimeError):
@@ -59,6 +60,18 @@ def flink_configuration(settings: Settings, job_name: str) -> Configuration:
     for key, value in values.items():
         configuration.set_string(key, value)
     return configuration
+
+
+def run_job(
+    job_name: str, build: Callable[[StreamExecutionEnvironment, Settings, bool], None], argv: list[str] | None
+) -> None:
+    """A job's `main()`: settings from the environment (and `SUUUPRA_CONFIG`), the job wired by its `build` and run;
+    `--bounded` stops at the end the topics have when it starts."""
+    args = argv if argv is not None else sys.argv[1:]
+    settings = load_settings()
+    env = execution_environment(settings, job_name)
+    build(env, settings, "--bounded" in args)
+    env.execute(job_name)
 
 
 def execution_environment(settings: Settings, job_name: str) -> StreamExecutionEnvironment:

@@ -7,10 +7,11 @@ in offset order). Every branch of a job reads that view, so nothing is decoded t
 Java or Python objects on the way.
 
 Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_topic`, `kafka_partition`,
-`kafka_offset`, `ok`, `error`, `error_code`, `payload_json`, the decoded fields, `high_ms` (the newest event time of
-the partition so far, this event included) and `is_late`. A record that cannot be read, or whose event time is
-outside `event_time_range_ms`, has `ok` false and the reason (`malformed_record`, `unknown_schema`,
-`incompatible_schema`, `invalid_event_time`), for a dead-letter sink.
+`kafka_offset`, `ok`, `error`, `error_code`, `payload_json` (NULL unless asked for), the decoded fields, `high_ms`
+(the newest event time of the partition so far, this event included; NULL without a late rule) and `is_late`. A
+record that cannot be read, or whose event time is outside `event_time_range_ms`, has `ok` false and the reason
+(`malformed_record`, `unknown_schema`, `incompatible_schema`, `invalid_event_time`): `dead_letter_insert` sends such
+records, byte for byte, to the dead-letter topic with the `dlq.*` headers of connectors/kafka/dead_letter.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
-from connectors.flink.tables import DecodedField
+from connectors.flink.tables import DecodedField, kafka_raw_options, sql_string, with_clause
 from connectors.kafka.config import ConfigValue
 
 EVENTS_CLASS = "com.suuupra.flink.events.SequencedEvents"
@@ -41,8 +42,9 @@ class EventsView:
     registry_url: str
     fields: Sequence[DecodedField]
     event_time_field: str
-    late_bound_ms: int
     event_time_range_ms: tuple[int, int]
+    late_bound_ms: int | None = None  # None: no late rule (every readable event is on time)
+    payload_json: bool = False  # the payload's other fields as JSON text (one encoding per record)
 
     def config_json(self) -> str:
         kafka = {key: str(value) for key, value in self.kafka.items()}
@@ -57,6 +59,7 @@ class EventsView:
             "fields": [[field.name, field.sql_type] for field in self.fields],
             "event_time_field": self.event_time_field,
             "late_bound_ms": self.late_bound_ms,
+            "payload_json": self.payload_json,
             "event_time_min_ms": self.event_time_range_ms[0],
             "event_time_max_ms": self.event_time_range_ms[1],
         })  # fmt: skip
@@ -68,3 +71,29 @@ def register_events_view(env: StreamExecutionEnvironment, t_env: StreamTableEnvi
     for part in EVENTS_CLASS.split("."):
         events = getattr(events, part)
     events.register(t_env._j_tenv, env._j_stream_execution_environment, view.config_json())
+
+
+def declare_dead_letter_sink(
+    t_env: StreamTableEnvironment, client_config: Mapping[str, ConfigValue], topic: str, table: str = "dead_letter_sink"
+) -> None:
+    """A Kafka table writing raw key and value bytes with headers, at least once: where unreadable records go."""
+    options = kafka_raw_options(client_config, [topic], None, bounded=False)
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE {table} (
+            record_key BYTES,
+            payload BYTES,
+            headers MAP<STRING, BYTES> METADATA
+        ) WITH ({with_clause(options)}, 'sink.delivery-guarantee' = 'at-least-once')""")
+
+
+def dead_letter_select(view: str, failed_by: str) -> str:
+    """The query of every record of an events view that could not be read, as the dead-letter sink's rows."""
+    return f"""
+        SELECT record_key, payload, MAP[
+            'dlq.original.topic', ENCODE(kafka_topic, 'UTF-8'),
+            'dlq.original.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
+            'dlq.original.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
+            'dlq.reason', ENCODE(error, 'UTF-8'),
+            'dlq.reason.code', ENCODE(error_code, 'UTF-8'),
+            'dlq.failed.by', ENCODE({sql_string(failed_by)}, 'UTF-8')]
+        FROM {view} WHERE NOT ok"""

@@ -1,9 +1,9 @@
 """Flink SQL tables and functions whose per-record work runs in the JVM, for jobs to declare in a few lines.
 
-- Kafka sources read the raw bytes (`raw` format): decoding is a function call, so an unreadable record becomes a
-  row with its reason (for a dead-letter sink) instead of failing the job as Flink's `avro-confluent` format does.
-- `decode_avro(payload, registry_url, result_type)` (connectors/jvm, `AvroConfluentDecode`): Confluent-framed Avro
-  into the named columns of a wide row, plus ok / error / error_code / payload_json.
+- Kafka tables of raw key and value bytes (`raw` format), for sinks such as the dead-letter topic. Jobs read their
+  events through connectors/flink/events.py instead, which decodes each record once in the JVM and keeps an
+  unreadable one as a row with its reason (Flink's `avro-confluent` format would fail the job).
+- `DecodedField`: a top-level event field those views decode, by name, from whichever writer schema a record has.
 - `gap_sessions(input => TABLE t PARTITION BY key, gap_ms => ..., bound_ms => ...)` (`GapSessions`): gap sessions
   kept current on every event, versioned for a ReplacingMergeTree.
 - `sliding_features(input => TABLE t PARTITION BY key, spec => ...)` (`SlidingFeatures`): count / sum / distinct
@@ -27,11 +27,9 @@ from pyflink.table import StreamTableEnvironment
 from connectors.kafka.config import ConfigValue
 
 JVM_FUNCTIONS = {
-    "decode_avro": "com.suuupra.flink.avro.AvroConfluentDecode",
     "gap_sessions": "com.suuupra.flink.sessions.GapSessions",
     "sliding_features": "com.suuupra.flink.features.SlidingFeatures",
 }
-DECODE_STATUS_COLUMNS = "ok BOOLEAN, error STRING, error_code STRING, payload_json STRING"
 
 
 @dataclass(frozen=True)
@@ -53,12 +51,6 @@ def sql_string(text: str) -> str:
 
 def with_clause(options: Mapping[str, str]) -> str:
     return ",\n".join(f"{sql_string(key)} = {sql_string(value)}" for key, value in options.items())
-
-
-def decode_call(column: str, registry_url: str, fields: Sequence[DecodedField]) -> str:
-    """The SQL expression decoding `column`; its ROW has the status columns, then `fields` in order."""
-    row = ", ".join([DECODE_STATUS_COLUMNS, *(f"`{field.name}` {field.sql_type}" for field in fields)])
-    return f"decode_avro({column}, {sql_string(registry_url)}, {sql_string(f'ROW<{row}>')})"
 
 
 def kafka_raw_options(

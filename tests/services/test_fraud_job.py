@@ -5,6 +5,7 @@ checkpoint, and the saga approves or rejects each order by that decision."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -24,7 +26,7 @@ from services.saga_workers import SagaWorkers
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import event_consumer
 from suuupra.features.store import apply, remove
-from suuupra.fraud.model import FraudModel, load_model
+from suuupra.fraud.model import FEAST_COLUMNS, FraudModel, load_model, model_inputs
 from suuupra.fraud.scoring import decision_id
 from suuupra.fraud.train import TrainingOptions, train
 from suuupra.platform.manager import Platform
@@ -67,14 +69,38 @@ def test_training_reads_history_point_in_time_and_the_model_beats_the_rules(
     assert 0 < card.thresholds["review"] <= card.thresholds["reject"] <= 1
 
 
+def _without_history(amount: int, method: str) -> dict[str, Any]:
+    """A payment as the job sees it when the online store knows nothing of its user or device."""
+    return {**dict.fromkeys(FEAST_COLUMNS), "payment_time_ms": int(time.time() * 1000), "amount_minor": amount,
+            "attempt": 1, "method": method}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def split_model(trained: tuple[Settings, FraudModel]) -> str:
+    """The trained model with its REVIEW threshold between the scores of SMALL and HUGE payments without history, so
+    the job's decisions take both of the saga's paths whichever way training fell (the services' buyers are new to
+    the feature store; where exactly their amounts land depends on the simulated history)."""
+    settings, model = trained
+    # The test pays by UPI (tests/services/test_saga.py).
+    small, huge = model.scores(model_inputs(pd.DataFrame([_without_history(a, "UPI") for a in (SMALL, HUGE)])))
+    assert huge > small, "a huge payment from nobody known scores riskier than a small one"
+    review = float(small + huge) / 2
+    thresholds = {"review": review, "reject": max(review, model.card.thresholds["reject"])}
+    card = dataclasses.replace(model.card, version=f"{model.version}-split", thresholds=thresholds)
+    FraudModel(model.pipeline, card).save(settings.fraud_models_dir)
+    return card.version
+
+
 @pytest.fixture
-def job_world(isolated: Settings, trained: tuple[Settings, FraudModel], tmp_path: Path) -> Iterator[Settings]:
+def job_world(
+    isolated: Settings, trained: tuple[Settings, FraudModel], split_model: str, tmp_path: Path
+) -> Iterator[Settings]:
     """The test's own topics, services schema, feature project, ClickHouse database and checkpoints; the saga takes
     its decisions from the fraud job (no stand-in)."""
     database = f"test_{uuid.uuid4().hex[:10]}"
     own = isolated.model_copy(update={
         "services": isolated.services.model_copy(update={"fraud_standin": False, "payment_timeout_s": 600.0}),
-        "fraud": trained[0].fraud,
+        "fraud": trained[0].fraud.model_copy(update={"model_version": split_model}),
         "features": isolated.features.model_copy(update={"repo_dir": tmp_path / "feature_store"}),
         "clickhouse": isolated.clickhouse.model_copy(update={"database": database}),
         "flink": isolated.flink.model_copy(update={

@@ -35,8 +35,8 @@ import com.suuupra.flink.avro.JsonBytes;
  * ever becoming Java strings. A record that cannot be read, or whose event time is outside the accepted range, is
  * emitted with {@code ok = false}, its key and value bytes, and the reason, for a dead-letter sink.
  *
- * <p>The late rule: a readable event more than {@code lateBoundMs} older than the newest event already seen in its
- * Kafka partition is marked late. Records of one partition reach this operator in offset order (it is chained to
+ * <p>The late rule (unless the configuration has none): a readable event more than {@code lateBoundMs} older than the
+ * newest event already seen in its Kafka partition is marked late. Records of one partition reach this operator in offset order (it is chained to
  * the source's reader of that partition), and the newest time per partition is checkpointed (union state, so a
  * restore at another parallelism still knows every partition's), so the rule decides identically on every run.
  */
@@ -139,12 +139,21 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
         writer.writeBoolean(EventsConfig.OK, true);
         writer.setNullAt(EventsConfig.ERROR);
         writer.setNullAt(EventsConfig.ERROR_CODE);
-        avro.writer().payloadJson(event, json);
-        writer.writeString(EventsConfig.PAYLOAD_JSON, BinaryStringData.fromBytes(json.array(), 0, json.size()));
+        if (config.payloadJson) {
+            avro.writer().payloadJson(event, json);
+            writer.writeString(EventsConfig.PAYLOAD_JSON, BinaryStringData.fromBytes(json.array(), 0, json.size()));
+        } else {
+            writer.setNullAt(EventsConfig.PAYLOAD_JSON);
+        }
         List<LogicalType> types = config.fieldTypes;
         for (int i = 0; i < names.length; i++) {
             Object value = positions[i] < 0 ? null : event.get(positions[i]);
             write(EventsConfig.FIRST_FIELD + i, types.get(i), value);
+        }
+        if (config.lateBoundMs < 0) {
+            writer.setNullAt(config.highPosition());
+            writer.writeBoolean(config.latePosition(), false);
+            return;
         }
         long[] high = newestOf(record.topic, record.partition);
         high[0] = Math.max(high[0], eventTime);

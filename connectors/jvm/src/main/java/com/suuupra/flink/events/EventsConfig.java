@@ -52,7 +52,10 @@ final class EventsConfig implements Serializable {
     final List<LogicalType> fieldTypes;
     final String eventTimeField;
     final int eventTimePosition;
+    /** Negative: no late rule (every readable event is on time, high_ms is NULL). */
     final long lateBoundMs;
+    /** Whether payload_json is filled (it costs a JSON encoding per record; NULL otherwise). */
+    final boolean payloadJson;
     final long eventTimeMinMs;
     final long eventTimeMaxMs;
 
@@ -88,7 +91,8 @@ final class EventsConfig implements Serializable {
             throw new IllegalArgumentException("the event time field '" + eventTimeField
                     + "' must be one of the decoded fields, as BIGINT (epoch milliseconds)");
         }
-        lateBoundMs = json.path("late_bound_ms").asLong();
+        lateBoundMs = json.hasNonNull("late_bound_ms") ? json.get("late_bound_ms").asLong() : -1;
+        payloadJson = json.path("payload_json").asBoolean(true);
         eventTimeMinMs = json.path("event_time_min_ms").asLong(Long.MIN_VALUE);
         eventTimeMaxMs = json.path("event_time_max_ms").asLong(Long.MAX_VALUE);
     }
