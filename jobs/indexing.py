@@ -215,7 +215,7 @@ def prepare_engine(settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jobs.runtime import execution_environment
+    from jobs.runtime import run_job
     from suuupra.search.embedder import ModelError
     from suuupra.search.engine import SearchUnavailableError
 
@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         version = prepare_engine(settings)
     except (ModelError, SearchUnavailableError) as error:
         sys.exit(f"error: {error}")
-    env = execution_environment(settings, JOB_NAME)
-    build(env, settings, version, bounded="--bounded" in args)
-    env.execute(JOB_NAME)
+    run_job(JOB_NAME, lambda env, own, bounded: build(env, own, version, bounded), args, settings)
 
 
 if __name__ == "__main__":

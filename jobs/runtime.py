@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
+from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
 from suuupra.settings import Settings, load_settings
 
@@ -39,6 +42,12 @@ def flink_configuration(settings: Settings, job_name: str) -> Configuration:
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
         "state.backend.type": flink.state_backend,
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": f"{int(flink.restart_initial_backoff_s * 1000)} ms",
+        "restart-strategy.exponential-delay.max-backoff": f"{int(flink.restart_max_backoff_s * 1000)} ms",
+        "restart-strategy.exponential-delay.backoff-multiplier": str(flink.restart_backoff_multiplier),
+        "restart-strategy.exponential-delay.reset-backoff-threshold": f"{int(flink.restart_reset_after_s * 1000)} ms",
+        "restart-strategy.exponential-delay.jitter-factor": str(flink.restart_jitter),
         "table.local-time-zone": "UTC",
         # Flink's SQL operators never hold on to a record they passed on; without reuse every chained operator gets
         # a deep copy of every row (most of a source task's time in this project's jobs).
@@ -63,19 +72,64 @@ def flink_configuration(settings: Settings, job_name: str) -> Configuration:
 
 
 def run_job(
-    job_name: str, build: Callable[[StreamExecutionEnvironment, Settings, bool], None], argv: list[str] | None
+    job_name: str,
+    build: Callable[[StreamExecutionEnvironment, Settings, bool], None],
+    argv: list[str] | None,
+    settings: Settings | None = None,
 ) -> None:
     """A job's `main()`: settings from the environment (and `SUUUPRA_CONFIG`), the job wired by its `build` and run;
-    `--bounded` stops at the end the topics have when it starts."""
+    `--bounded` stops at the end the topics have when it starts. On a local mini-cluster the job's REST API is on a
+    port of its own: restarts are reported here with their cause, and `suuupra status` finds the job."""
     args = argv if argv is not None else sys.argv[1:]
-    settings = load_settings()
-    env = execution_environment(settings, job_name)
+    settings = settings or load_settings()
+    if not runs_locally():
+        env = execution_environment(settings, job_name)
+        build(env, settings, "--bounded" in args)
+        env.execute(job_name)
+        return
+    rest_port = free_local_port()
+    env = execution_environment(settings, job_name, rest_port)
     build(env, settings, "--bounded" in args)
-    env.execute(job_name)
+    client = env.execute_async(job_name)
+    job_id = str(client.get_job_id())
+    rest = FlinkRest(f"http://127.0.0.1:{rest_port}")
+    record = record_local_run(settings, job_name, rest.base_url, job_id)
+    reporter = RestartReporter(rest, job_id, job_name, lambda line: print(line, flush=True)).start()
+    try:
+        client.get_job_execution_result().result()
+    except Py4JJavaError as error:
+        raise SystemExit(
+            f"error: job {job_name} failed and gives up ({innermost_cause(error)}); once the cause is fixed, "
+            f"`suuupra jobs run {job_name} --restore latest` continues from its last checkpoint"
+        ) from error
+    finally:
+        reporter.stop()
+        record.unlink(missing_ok=True)
 
 
-def execution_environment(settings: Settings, job_name: str) -> StreamExecutionEnvironment:
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, job_name))
+def innermost_cause(error: Py4JJavaError) -> str:
+    """The deepest cause of a Java exception, the one an operator can act on."""
+    cause = error.java_exception
+    while cause.getCause() is not None and cause.getCause() != cause:
+        cause = cause.getCause()
+    return str(cause.toString())[:800]
+
+
+def runs_locally() -> bool:
+    """False under `flink run`, whose driver hands this process its gateway (and the job goes to a cluster)."""
+    return "PYFLINK_GATEWAY_PORT" not in os.environ
+
+
+def execution_environment(
+    settings: Settings, job_name: str, local_rest_port: int | None = None
+) -> StreamExecutionEnvironment:
+    configuration = flink_configuration(settings, job_name)
+    if local_rest_port is not None:
+        for key in ("rest.address", "rest.bind-address"):
+            configuration.set_string(key, "127.0.0.1")
+        configuration.set_string("rest.port", str(local_rest_port))
+        configuration.set_string("rest.bind-port", str(local_rest_port))
+    env = StreamExecutionEnvironment.get_execution_environment(configuration)
     env.set_parallelism(settings.flink.parallelism)
     return env
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pyflink
 
+from suuupra.flink_jobs import FlinkRest, RestartReporter
 from suuupra.platform.base import PlatformError, wait_until
 from suuupra.settings import Settings
 
@@ -157,6 +160,9 @@ def stop_with_savepoint(jobmanager: str, name: str, directory: Path, timeout_s: 
     return Path(location[0].removeprefix("file:"))
 
 
+SUBMITTED = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
+
+
 def submit(
     settings: Settings,
     job_file: Path,
@@ -164,8 +170,10 @@ def submit(
     args: list[str],
     detached: bool = False,
     restore: Path | None = None,
+    report: Callable[[str], None] = lambda _line: None,
 ) -> str:
-    """Runs `flink run -py` against a session cluster; returns the client's output."""
+    """Runs `flink run -py` against a session cluster; returns the client's output. Each line of it goes to `report`
+    as it comes, and while an attached run waits for its job, so does each restart of the job with its cause."""
     cluster = FlinkCluster(settings)
     python = cluster.environment()["PYFLINK_CLIENT_EXECUTABLE"]
     if not cluster.flink_home.exists():
@@ -176,10 +184,23 @@ def submit(
         *(["-s", str(restore)] if restore else []),
         "-pyclientexec", python, "-pyexec", python, "-py", str(job_file), *(["-d"] if detached else []), *args,
     ]  # fmt: skip
-    environment = cluster.environment()
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PlatformError(
-            f"flink run failed ({result.returncode}): {(result.stdout + result.stderr).strip()[-2000:]}"
-        )
-    return result.stdout
+    lines: list[str] = []
+    reporter: RestartReporter | None = None
+    with subprocess.Popen(
+        command, env=cluster.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as client:
+        assert client.stdout is not None
+        for line in client.stdout:
+            lines.append(line)
+            report(line.rstrip())
+            submitted = SUBMITTED.search(line)
+            if submitted and not detached and reporter is None:
+                name = job_file.stem
+                reporter = RestartReporter(FlinkRest(f"http://{jobmanager}"), submitted.group(1), name, report).start()
+        returncode = client.wait()
+    if reporter is not None:
+        reporter.stop()
+    output = "".join(lines)
+    if returncode != 0:
+        raise PlatformError(f"flink run failed ({returncode}): {output.strip()[-2000:]}")
+    return output

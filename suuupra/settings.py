@@ -226,6 +226,14 @@ class FlinkSettings(BaseModel):
     sink_max_retries: int = Field(default=5, ge=0)
     sink_parallelism: int | None = Field(default=None, description="Defaults to the job's parallelism.")
     python_bundle_size: int = 5000
+    # A failed job restarts by itself from its last checkpoint, waiting longer after each failure in a row (so an
+    # outage of the broker, registry or ClickHouse of a few minutes heals without a person, and a job failing at once
+    # does not spin); a job that ran `restart_reset_after_s` without failing starts again from the initial wait.
+    restart_initial_backoff_s: float = Field(default=1.0, gt=0)
+    restart_max_backoff_s: float = Field(default=60.0, gt=0)
+    restart_backoff_multiplier: float = Field(default=2.0, ge=1)
+    restart_reset_after_s: float = Field(default=600.0, gt=0)
+    restart_jitter: float = Field(default=0.1, ge=0, le=1)
 
     @property
     def event_time_range_ms(self) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from feature_store.catalog import AS_OF_FEATURE, VIEWS
 from suuupra.cli.context import console, fail, state
-from suuupra.features.store import FeatureStoreError, apply, feature_refs, feature_store, online_features
 
 app = typer.Typer(help="The feature store (Feast): online store in Redis, offline store in PostgreSQL.",
                   no_args_is_help=True)  # fmt: skip
@@ -21,6 +20,8 @@ app = typer.Typer(help="The feature store (Feast): online store in Redis, offlin
 def apply_command(ctx: typer.Context) -> None:
     """Create the offline tables and register entities, sources and feature views (like `feast apply`, from the
     settings: any ports, project and offline schema). Idempotent."""
+    from suuupra.features.store import apply  # Feast takes seconds to import: only the commands using it pay
+
     settings = state(ctx).settings
     try:
         views = apply(settings)
@@ -48,6 +49,8 @@ def get_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a table.")] = False,
 ) -> None:
     """Print a user's online features (what the fraud job reads), per feature view, with the time they are as of."""
+    from suuupra.features.store import FeatureStoreError, feature_refs, feature_store, online_features
+
     settings = state(ctx).settings
     try:
         store = feature_store(settings)

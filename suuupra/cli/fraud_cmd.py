@@ -8,14 +8,16 @@ import typer
 from rich.table import Table
 
 from suuupra.cli.context import console, fail, state
-from suuupra.fraud.model import ModelNotFoundError, load_model, saved_versions
-from suuupra.fraud.train import TrainingOptions, summary, train
 
 app = typer.Typer(help="The fraud model: train it on simulated history, list and show saved versions.",
                   no_args_is_help=True)  # fmt: skip
 
 
 def _print_card(version: str, ctx: typer.Context) -> None:
+    # scikit-learn and Feast take seconds to import: only the commands using them pay.
+    from suuupra.fraud.model import load_model
+    from suuupra.fraud.train import summary
+
     card = load_model(state(ctx).settings, version).card
     table = Table(title=f"held-out payments {card.test_window['from']} .. {card.test_window['to']}")
     for column in ("metric", "model", "rules stand-in"):
@@ -49,6 +51,9 @@ def train_command(
 ) -> None:
     """Train the model on a simulated history (labels: the fraud patterns the simulator planted) with features read
     point in time from the offline store, test it and the rule-based stand-in on the latest payments, save it."""
+    from suuupra.fraud.model import saved_versions
+    from suuupra.fraud.train import TrainingOptions, train
+
     settings = state(ctx).settings
     if version is not None and version in saved_versions(settings):
         raise fail(f"model version '{version}' exists already in {settings.fraud_models_dir}: choose another name")
@@ -110,6 +115,8 @@ def decisions_command(
 @app.command("models")
 def models_command(ctx: typer.Context) -> None:
     """The saved model versions, oldest first."""
+    from suuupra.fraud.model import saved_versions
+
     settings = state(ctx).settings
     versions = saved_versions(settings)
     if not versions:
@@ -123,6 +130,8 @@ def show_command(
     ctx: typer.Context, version: Annotated[str, typer.Argument(help="A saved version, or 'latest'.")] = "latest"
 ) -> None:
     """A saved model's training window, thresholds and held-out metrics next to the rule-based stand-in's."""
+    from suuupra.fraud.model import ModelNotFoundError
+
     try:
         _print_card(version, ctx)
     except ModelNotFoundError as error:

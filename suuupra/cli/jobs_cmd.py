@@ -76,10 +76,10 @@ def submit_command(
     _export_settings(ctx)
     settings = state(ctx).settings
     try:
-        output = submit(settings, job_file(name), jobmanager, ["--bounded"] if bounded else [], detached, restore)
+        submit(settings, job_file(name), jobmanager, ["--bounded"] if bounded else [], detached, restore,
+               report=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))  # fmt: skip
     except (UnknownJobError, PlatformError) as error:
         raise fail(str(error)) from error
-    console.print(output.strip())
 
 
 @app.command()

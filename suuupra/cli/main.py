@@ -19,6 +19,7 @@ from suuupra.cli import (
     search_cmd,
     services_cmd,
     simulate_cmd,
+    status_cmd,
     topics_cmd,
     verify_cmd,
 )
@@ -49,6 +50,7 @@ app.add_typer(search_cmd.app, name="index")
 app.command("search")(search_cmd.search)
 app.command("similar")(search_cmd.similar)
 app.command("also-watched")(search_cmd.also_watched)
+app.command("status")(status_cmd.status)
 
 
 @app.callback()

@@ -16,16 +16,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import joblib
 import numpy as np
 import numpy.typing as npt
-import sklearn
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import Normalizer
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
@@ -98,6 +96,13 @@ class TfidfSvdEmbedder:
 
     @classmethod
     def fit(cls, texts: Sequence[str], dim: int) -> TfidfSvdEmbedder:
+        # scikit-learn takes a second or two to import: the queries and the CLI's other commands never need it.
+        import sklearn
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion, Pipeline
+        from sklearn.preprocessing import Normalizer
+
         corpus = sorted(set(texts))  # order and repeats of the input do not change the model
         if len(corpus) < MIN_DOCUMENTS:
             raise ModelError(
@@ -143,7 +148,7 @@ class SentenceTransformerEmbedder:
         self.info = ModelInfo(
             version=f"{self.kind}-{dim}-{hashlib.sha256(str(model_path).encode()).hexdigest()[:10]}", kind=self.kind,
             dim=dim, documents=0, fitted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            sklearn_version=sklearn.__version__,
+            sklearn_version=_sklearn_version(),
         )  # fmt: skip
         self.model_path = model_path
 
@@ -216,3 +221,9 @@ class ModelStore:
         if info.kind == SentenceTransformerEmbedder.kind:
             return SentenceTransformerEmbedder(Path(meta["model_path"]))
         return TfidfSvdEmbedder(joblib.load(folder / MODEL_FILE), info)
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return str(sklearn.__version__)

@@ -29,12 +29,12 @@ def _environment(settings: Settings) -> dict[str, str]:
 IMPOSSIBLE_TIMES = (7_258_118_400_000, 1_000)  # 2200-01-01 and one second into 1970, epoch ms
 
 
-def _publish(settings: Settings, count: int, seed: int) -> int:
+def _publish(settings: Settings, count: int, seed: int, start_ms: int = START) -> int:
     """Journeys with out-of-order and late events, and among them malformed records and readable events at impossible
     times; returns how many of those the job must dead-letter."""
     publisher = EventPublisher(settings)
     read_by_job = set(source_topics(settings))
-    profile = SimulationProfile(seed=seed, start_time_ms=START, users=60, out_of_order_share=0.08, late_share=0.03)
+    profile = SimulationProfile(seed=seed, start_time_ms=start_ms, users=60, out_of_order_share=0.08, late_share=0.03)
     malformed = 0
     for index, event in enumerate(generate(profile, count)):
         topic = publisher.publish(event.value)
