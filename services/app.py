@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from services.commerce.api import router as commerce_router
 from services.content.api import router as content_router
 from services.identity.api import router as identity_router
+from services.metrics import install_metrics
 from services.outbox.store import create_outbox
 from services.search.api import router as search_router
 from suuupra.settings import Settings
@@ -75,4 +76,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(content_router)
     app.include_router(commerce_router)
     app.include_router(search_router)
+    install_metrics(app, settings)
     return app

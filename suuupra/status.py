@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,3 +152,59 @@ def platform_report(settings: Settings) -> PlatformReport:
     except psycopg.Error as error:
         report.problems.append(f"postgresql: {str(error).strip().splitlines()[0]}")
     return report
+
+
+def prometheus_text(report: PlatformReport) -> bytes:
+    """The report in Prometheus' text format (the dashboard's `/metrics`): one scrape, the figures of `status`."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+
+    class ReportCollector(Collector):
+        def collect(self) -> Iterator[Metric]:
+            up = GaugeMetricFamily(
+                "suuupra_component_up", "1 when the component's health check passed", labels=["component"]
+            )
+            for status in report.components:
+                up.add_metric([status.name], 1 if status.health.ok else 0)
+            yield up
+            labels = ["job", "where"]
+            running = GaugeMetricFamily("suuupra_job_running", "1 when the job is RUNNING", labels=labels)
+            restarts = GaugeMetricFamily(
+                "suuupra_job_restarts", "Restarts of the job since it was started", labels=labels
+            )
+            age = GaugeMetricFamily(
+                "suuupra_job_last_checkpoint_age_seconds", "Age of the job's last completed checkpoint", labels=labels
+            )
+            for job in report.jobs:
+                running.add_metric([job.name, job.where], 1 if job.state == "RUNNING" else 0)
+                restarts.add_metric([job.name, job.where], job.restarts)
+                if job.last_checkpoint_age_s is not None:
+                    age.add_metric([job.name, job.where], job.last_checkpoint_age_s)
+            yield from (running, restarts, age)
+            lag = GaugeMetricFamily(
+                "suuupra_consumer_lag_records",
+                "Records behind the partition's end",
+                labels=["group", "topic", "partition"],
+            )
+            for entry in report.lag:
+                lag.add_metric([entry.group, entry.topic, str(entry.partition)], entry.lag)
+            yield lag
+            letters = GaugeMetricFamily(
+                "suuupra_dead_letters", "Records in the dead-letter topic", labels=["failed_by", "reason"]
+            )
+            for (failed_by, reason), count in report.dead_letters.items():
+                letters.add_metric([failed_by, reason], count)
+            yield letters
+            if report.pending_payments is not None:
+                yield GaugeMetricFamily(
+                    "suuupra_payments_awaiting_fraud_decision", "Payments initiated with no fraud decision yet",
+                    value=report.pending_payments.count,
+                )  # fmt: skip
+            yield GaugeMetricFamily(
+                "suuupra_status_problems", "Parts of the status that could not be read", value=len(report.problems)
+            )
+
+    registry = CollectorRegistry()
+    registry.register(ReportCollector())
+    return bytes(generate_latest(registry))

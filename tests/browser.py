@@ -63,6 +63,7 @@ class DomReader(HTMLParser):
         self.cells: list[str] = []
         self.banner_hidden = False
         self.banner_text = ""
+        self.operations_loaded = False
         self._chart: str | None = None
         self._depth = 0  # open elements inside the current chart; none of them is a void element
         self._in: str | None = None
@@ -76,6 +77,8 @@ class DomReader(HTMLParser):
             self._depth = 1
             self.charts[self._chart] = attributes
             self.chart_text[self._chart] = ""
+        if attributes.get("id") == "operations-body":
+            self.operations_loaded = attributes.get("data-loaded") == "true"
         if attributes.get("id") == "error":
             self.banner_hidden = "hidden" in attributes
             self._in = "error"

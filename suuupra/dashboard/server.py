@@ -34,6 +34,7 @@ from connectors.clickhouse.backend import ClickHouseBackend, ClickHouseError
 from suuupra.clickhouse.migrate import server_backend
 from suuupra.clickhouse.panels import PANELS_DIR, PanelError, load_panels, run_panel
 from suuupra.settings import Settings
+from suuupra.status import platform_report, prometheus_text
 
 DEFAULT_LIMIT = 5_000
 MAX_LIMIT = 100_000
@@ -86,6 +87,9 @@ def column_kinds(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[
         sample = next((row[index] for row in rows if row[index] is not None), None)
         kinds.append(value_kind(sample) if sample is not None else "text")
     return kinds
+
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -144,6 +148,17 @@ def create_app(
         except ClickHouseError as error:
             status = str(error)
         return JSONResponse({"status": "ok", "database": database, "clickhouse": status})
+
+    @app.get("/api/operations")
+    def operations() -> JSONResponse:
+        """The operations panel: what `suuupra status --json` prints (components, jobs, lag, dead letters, payments
+        waiting on a decision, and what could not be read)."""
+        return JSONResponse(platform_report(settings).as_dict(), headers={"Cache-Control": "no-store"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """The same figures for Prometheus to scrape (jobs, lag, dead letters, components, waiting payments)."""
+        return Response(prometheus_text(platform_report(settings)), media_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.get("/api/panels")
     def list_panels() -> JSONResponse:
@@ -622,6 +637,65 @@ function showErrors(results) {
   status.textContent = `error at ${now} UTC, retrying every ${config.refresh_ms / 1000} s`;
 }
 
+function opsTable(title, columns, rows) {
+  const wrap = el("div", { class: "table-wrap ops-table" });
+  wrap.append(el("h3", {}, title));
+  if (!rows.length) {
+    wrap.append(el("p", { class: "empty" }, "none"));
+    return wrap;
+  }
+  const table = el("table", {});
+  const head = el("tr", {});
+  for (const column of columns) head.append(el("th", {}, column));
+  table.append(head);
+  for (const row of rows) {
+    const line = el("tr", {});
+    for (const value of row) line.append(el("td", {}, value === null || value === undefined ? "-" : String(value)));
+    table.append(line);
+  }
+  wrap.append(table);
+  return wrap;
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "none yet";
+  return seconds < 120 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
+}
+
+// The operations panel: `suuupra status` on the page (components, jobs, lag, dead letters, waiting payments).
+async function loadOperations() {
+  const body = document.getElementById("operations-body");
+  const result = await fetchJson("/api/operations");
+  if (!result.ok) {
+    document.getElementById("operations").classList.add("stale");
+    document.getElementById("operations-error").textContent = `not updated: ${result.detail}`;
+    return;
+  }
+  const report = result.body;
+  document.getElementById("operations").classList.remove("stale");
+  document.getElementById("operations-error").textContent = report.problems.join("\n");
+  const lagByGroup = new Map();
+  for (const entry of report.lag) {
+    const key = `${entry.group}\u0000${entry.topic}`;
+    lagByGroup.set(key, (lagByGroup.get(key) || 0) + entry.lag);
+  }
+  const waiting = report.pending_payments;
+  body.replaceChildren(
+    opsTable("components", ["component", "state", "detail"],
+      report.components.map((c) => [c.name, c.ok ? "healthy" : "DOWN", c.detail])),
+    opsTable("jobs", ["job", "where", "state", "restarts", "last checkpoint", "last failure"],
+      report.jobs.map((j) => [j.name, j.where, j.state, j.restarts, age(j.last_checkpoint_age_s), j.last_failure])),
+    opsTable("consumer lag", ["group", "topic", "records behind"],
+      [...lagByGroup.entries()].filter(([, lag]) => lag > 0)
+        .map(([key, lag]) => [...key.split("\u0000"), lag.toLocaleString("en")])),
+    opsTable("dead letters", ["failed by", "reason", "records"],
+      report.dead_letters.map((d) => [d.failed_by, d.reason, d.records])),
+    opsTable("payments waiting on a fraud decision", ["count", "oldest"],
+      waiting ? [[waiting.count, waiting.oldest_age_s === null ? "-" : `${Math.round(waiting.oldest_age_s)} s`]] : []),
+  );
+  body.setAttribute("data-loaded", "true");
+}
+
 async function refresh() {
   clearTimeout(state.timer);
   if (state.running) return;
@@ -637,7 +711,9 @@ async function refresh() {
       for (const panel of state.panels) state.cards.set(panel.name, makeCard(panel));
       if (!state.panels.length) document.getElementById("panels").append(el("p", {}, "no panels defined"));
     }
+    const operations = loadOperations();
     showErrors(await Promise.all([...state.cards.values()].map(loadPanel)));
+    await operations;
   } finally {
     state.running = false;
     state.timer = setTimeout(refresh, config.refresh_ms);
@@ -682,6 +758,13 @@ _PAGE = """<!doctype html>
   <label>range <select id="hours"></select></label>
 </header>
 <div id="error" role="alert" hidden></div>
+<section class="card" id="operations">
+  <h2>Operations</h2>
+  <p class="description">Components, jobs (restarts, last checkpoint), consumer lag, dead letters and payments
+  waiting on a fraud decision: what <code>suuupra status</code> shows.</p>
+  <p class="panel-error" id="operations-error" role="alert"></p>
+  <div id="operations-body" data-loaded="false"><div class="empty">loading…</div></div>
+</section>
 <main id="panels"></main>
 <script id="config" type="application/json">{config}</script>
 <script>{script}</script>

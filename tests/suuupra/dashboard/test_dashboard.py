@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.clickhouse.backend import ClickHouseBackend
 from suuupra.clickhouse.migrate import migrate, server_backend
@@ -263,6 +264,26 @@ def test_page_charts_every_panel(
     assert hits["/"] == 1
     assert hits["/api/panels"] == 1
     assert all(hits[f"/api/panels/{name}"] >= 2 for name in panels), hits
+
+
+def test_the_operations_panel_and_metrics_show_the_platform(
+    dashboard: tuple[str, Counter[str]], tmp_path: Path
+) -> None:
+    url, hits = dashboard
+    dom = read_dom(chromium(url, tmp_path / "profile", "--dump-dom"))
+    assert dom.operations_loaded
+    assert {"kafka", "clickhouse", "postgres", "healthy"} <= set(dom.cells), dom.cells
+    assert hits["/api/operations"] >= 1
+
+    metrics = httpx.get(f"{url}metrics", timeout=60)
+    assert metrics.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.text)
+        for sample in family.samples
+    }
+    assert samples[("suuupra_component_up", (("component", "kafka"),))] == 1
+    assert samples[("suuupra_status_problems", ())] == 0
 
 
 def test_screenshot(dashboard: tuple[str, Counter[str]], tmp_path: Path) -> None:
