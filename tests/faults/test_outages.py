@@ -1,0 +1,84 @@
+"""A component killed (-9) under a running analytics job and brought back the way a user would (`platform up`), while
+the stream goes on. ClickHouse: the job fails, says why, restarts by itself from its last checkpoint with growing
+pauses (no person involved), and `suuupra status` shows the restarts and the component down meanwhile. Kafka: the
+job waits for the broker (or restarts) and `status` names the broker as down. Either way, once the component is
+back, every table equals the independent computation over everything published, before and after the kill: what
+an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from suuupra.platform.base import wait_until
+from suuupra.platform.manager import Platform
+from suuupra.settings import Settings
+from suuupra.status import platform_report
+from tests.jobs.analytics_support import (
+    START,
+    SUUUPRA,
+    _dead_letter_offsets,
+    _differences,
+    _environment,
+    _publish,
+    raw_rows,
+)
+
+HOUR_MS = 3_600_000
+
+
+def _kill(settings: Settings, component: str) -> None:
+    status = next(status for status in Platform(settings).status() if status.name == component)
+    assert status.pid is not None and status.health.ok, status
+    os.kill(status.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("component", ["clickhouse", "kafka"])
+def test_the_job_heals_when_a_component_is_killed_and_brought_back(
+    job_settings: Settings, tmp_path: Path, component: str
+) -> None:
+    settings = job_settings.model_copy(update={"flink": job_settings.flink.model_copy(update=dict(
+        # Quick to give up on an insert and quick to try again, so the outage shows within seconds.
+        sink_max_retries=1, restart_initial_backoff_s=0.5, restart_max_backoff_s=4.0,
+    ))})  # fmt: skip
+    malformed = _publish(settings, 3000, seed=31)
+    output = tmp_path / "job.out"
+    with output.open("wb") as sink:
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", "analytics"], env=_environment(settings),
+                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert wait_until(lambda: raw_rows(settings) > 0, 240, interval=0.5), output.read_text()[-3000:]
+        _kill(settings, component)
+        killed = time.monotonic()
+        if component == "clickhouse":
+            # The stream goes on while ClickHouse is away: these must reach the tables too.
+            malformed += _publish(settings, 2000, seed=32, start_ms=START + 10 * HOUR_MS)
+            assert wait_until(lambda: "analytics failed:" in output.read_text(), 120, interval=0.5), output.read_text()
+        down = platform_report(settings)
+        assert not next(status for status in down.components if status.name == component).health.ok
+        if component == "clickhouse":
+            analytics = [job for job in down.jobs if job.name == "analytics"]
+            assert analytics and analytics[0].restarts >= 1 and analytics[0].last_failure, down.jobs
+        else:
+            assert any(problem.startswith("kafka at") for problem in down.problems), down.problems
+
+        subprocess.run([SUUUPRA, "platform", "up"], check=True, capture_output=True, timeout=300)
+        if component == "kafka":
+            # The stream goes on once the broker is back.
+            malformed += _publish(settings, 2000, seed=32, start_ms=START + 10 * HOUR_MS)
+        assert wait_until(lambda: _differences(settings) == {}, 300, interval=2), _differences(settings)
+        print(f"{component}: healed {time.monotonic() - killed:.1f} s after the kill")
+        if component == "clickhouse":
+            assert wait_until(lambda: "running again after restart" in output.read_text(), 30, interval=0.5)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
+    if component == "clickhouse":
+        assert "restart 1 from its last checkpoint" in output.read_text()
+    assert len(_dead_letter_offsets(settings)) == malformed
