@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from suuupra.platform.base import pid_alive
 from suuupra.settings import Settings
 
 Report = Callable[[str], None]
@@ -139,16 +140,6 @@ def record_local_run(settings: Settings, name: str, rest_url: str, job_id: str) 
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def local_runs(settings: Settings) -> list[dict[str, Any]]:
     """The recorded local runs whose process is alive (records of dead ones are removed)."""
     runs = []
@@ -157,7 +148,7 @@ def local_runs(settings: Settings) -> list[dict[str, Any]]:
             run = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if _alive(int(run["pid"])):
+        if pid_alive(int(run["pid"])):
             runs.append(run)
         else:
             path.unlink(missing_ok=True)
