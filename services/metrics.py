@@ -3,13 +3,15 @@ the database at each scrape, the outbox's unpublished events and the payments wa
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 
 import psycopg
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from suuupra.settings import Settings
@@ -53,16 +55,54 @@ class DatabaseCollector(Collector):
         )  # fmt: skip
 
 
+class RequestStats(Collector):
+    """Requests by method, route template and status, and their latency, kept here rather than in
+    prometheus_client's metric objects: importing Feast switches those to multiprocess mode for the whole process
+    (values in files shared by every metric of the same name), which would mix the counts of unrelated apps."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
+        self._sums: dict[tuple[str, str], float] = defaultdict(float)
+        self._observed: Counter[tuple[str, str]] = Counter()
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self._counts[(method, route, str(status))] += 1
+            key = (method, route)
+            self._observed[key] += 1
+            self._sums[key] += seconds
+            buckets = self._buckets[key]
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    buckets[index] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "suuupra_http_requests", "Requests answered, by method, route template and status",
+            labels=["method", "route", "status"],
+        )  # fmt: skip
+        latency = HistogramMetricFamily(
+            "suuupra_http_request_duration_seconds", "Time to answer, by method and route template",
+            labels=["method", "route"],
+        )  # fmt: skip
+        with self._lock:
+            for labels, count in sorted(self._counts.items()):
+                requests.add_metric(list(labels), count)
+            for key, observed in sorted(self._observed.items()):
+                cumulative = [
+                    (str(bound), count) for bound, count in zip(LATENCY_BUCKETS, self._buckets[key], strict=True)
+                ]
+                latency.add_metric(list(key), [*cumulative, ("+Inf", observed)], self._sums[key])
+        yield requests
+        yield latency
+
+
 def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry()
-    requests = Counter(
-        "suuupra_http_requests_total", "Requests answered, by method, route template and status",
-        ["method", "route", "status"], registry=registry,
-    )  # fmt: skip
-    latency = Histogram(
-        "suuupra_http_request_duration_seconds", "Time to answer, by method and route template",
-        ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry,
-    )  # fmt: skip
+    stats = RequestStats()
+    registry.register(stats)
     registry.register(DatabaseCollector(settings))
 
     @app.middleware("http")
@@ -71,8 +111,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         response = await call_next(request)
         # The route's template, not the path: one series per endpoint, whatever ids the paths carry.
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        requests.labels(request.method, route, str(response.status_code)).inc()
-        latency.labels(request.method, route).observe(time.perf_counter() - started)
+        stats.observe(request.method, route, response.status_code, time.perf_counter() - started)
         return response
 
     @app.get("/metrics", include_in_schema=False)

@@ -69,6 +69,12 @@ class FlinkRest:
         entries = self._get(f"/jobs/{job_id}/exceptions", maxExceptions=1).get("exceptionHistory", {}).get("entries")
         return failure_summary(entries[0]) if entries else None
 
+    def failures_since(self, job_id: str, timestamp_ms: int) -> list[dict[str, Any]]:
+        """The failures recorded after `timestamp_ms`, oldest first."""
+        history = self._get(f"/jobs/{job_id}/exceptions", maxExceptions=100).get("exceptionHistory", {})
+        entries = [entry for entry in history.get("entries", []) if int(entry.get("timestamp", 0)) > timestamp_ms]
+        return sorted(entries, key=lambda entry: int(entry.get("timestamp", 0)))
+
     def checkpoints(self, job_id: str) -> tuple[int, float | None]:
         """Completed checkpoints and the age of the newest one, in seconds."""
         stats = self._get(f"/jobs/{job_id}/checkpoints")
@@ -104,16 +110,18 @@ class RestartReporter:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        reported, recovering = 0, False
+        # Each failure is an entry of the job's exception history: every one is reported, in order, even when
+        # several happen between two polls (a short back-off restarts a job faster than it is polled).
+        reported, newest, recovering = 0, -1, False
         while not self._stop.wait(self.interval_s):
             try:
-                state = self.rest.state(self.job_id)
-                restarts = self.rest.restarts(self.job_id)
-                if restarts > reported or (state == "RESTARTING" and not recovering):
-                    cause = self.rest.last_failure(self.job_id) or "no cause recorded"
-                    reported, recovering = max(restarts, reported + 1), True
-                    self.report(f"{self.name} failed: {cause}; restart {reported} from its last checkpoint")
-                elif recovering and state == "RUNNING":
+                for entry in self.rest.failures_since(self.job_id, newest):
+                    newest = max(newest, int(entry.get("timestamp", 0)))
+                    reported, recovering = reported + 1, True
+                    self.report(
+                        f"{self.name} failed: {failure_summary(entry)}; restart {reported} from its last checkpoint"
+                    )
+                if recovering and self.rest.state(self.job_id) == "RUNNING":
                     recovering = False
                     self.report(f"{self.name} running again after restart {reported}")
             except (httpx.HTTPError, KeyError, ValueError, IndexError):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from suuupra.clickhouse.migrate import migrate, server_backend
+from suuupra.features.store import apply, remove
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings, load_settings
@@ -59,3 +60,15 @@ def job_settings(isolated: Settings, tmp_path: Path) -> Iterator[Settings]:
     yield own
     backend.query(f"DROP DATABASE IF EXISTS {database}")
     backend.close()
+
+
+@pytest.fixture
+def feature_settings(job_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """`job_settings` with a Feast project, registry and offline schema of the test's own, applied; all removed
+    afterwards (the online rows too)."""
+    own = job_settings.model_copy(
+        update={"features": job_settings.features.model_copy(update={"repo_dir": tmp_path / "feature_store"})}
+    )
+    apply(own)
+    yield own
+    remove(own)

@@ -12,12 +12,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from suuupra.platform.base import wait_until
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings
+from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.status import platform_report
 from tests.jobs.analytics_support import (
     START,
@@ -28,6 +30,8 @@ from tests.jobs.analytics_support import (
     _publish,
     raw_rows,
 )
+from tests.jobs.features_oracle import expected_features
+from tests.jobs.test_features import job_environment, online, publish
 
 HOUR_MS = 3_600_000
 
@@ -82,3 +86,52 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
     if component == "clickhouse":
         assert "restart 1 from its last checkpoint" in output.read_text()
     assert len(_dead_letter_offsets(settings)) == malformed
+
+
+def _online_differences(settings: Settings, events: list[dict[str, Any]]) -> dict[str, int]:
+    """Per feature view, how many entities' online features differ from the independent computation."""
+    expected = expected_features(events)
+    actual = online(settings, expected)
+    return {
+        view: wrong
+        for view, entities in expected.items()
+        if (wrong := sum(1 for entity, values in entities.items() if actual[view][entity] != values))
+    }
+
+
+def test_the_features_job_heals_when_redis_is_killed_and_brought_back(
+    feature_settings: Settings, tmp_path: Path
+) -> None:
+    """Redis (the online store) killed -9 under the features job while the stream goes on: the job's writes fail, it
+    restarts by itself from its last checkpoint until `platform up` brings Redis back (its append-only file keeps what
+    it acknowledged), and then every entity's online features equal the independent computation."""
+    settings = feature_settings.model_copy(update={"flink": feature_settings.flink.model_copy(update=dict(
+        restart_initial_backoff_s=0.5, restart_max_backoff_s=4.0,
+    ))})  # fmt: skip
+    profile = SimulationProfile(seed=41, start_time_ms=START, users=80, out_of_order_share=0.1, late_share=0.03)
+    first = [event for event in generate(profile, 6000)]
+    later = SimulationProfile(seed=42, start_time_ms=START + 10 * HOUR_MS, users=80, out_of_order_share=0.1)
+    second = [event for event in generate(later, 4000)]
+    publish(settings, first)
+    output = tmp_path / "job.out"
+    with output.open("wb") as sink:
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", "features"], env=job_environment(settings),
+                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    values = [event.value for event in first]
+    try:
+        assert wait_until(lambda: not _online_differences(settings, values), 240, interval=2), output.read_text()
+        _kill(settings, "redis")
+        killed = time.monotonic()
+        publish(settings, second)
+        assert wait_until(lambda: "features failed:" in output.read_text(), 120, interval=0.5), output.read_text()
+        subprocess.run([SUUUPRA, "platform", "up"], check=True, capture_output=True, timeout=300)
+        values += [event.value for event in second]
+        assert wait_until(lambda: not _online_differences(settings, values), 300, interval=2), _online_differences(
+            settings, values
+        )
+        print(f"redis: healed {time.monotonic() - killed:.1f} s after the kill")
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
+    assert "restart 1 from its last checkpoint" in output.read_text()
