@@ -103,14 +103,15 @@ class Hit:
     fields: dict[str, str]
 
 
-_SPECIAL = re.compile(r"([^\w])", re.UNICODE)
+# Underscore too: RediSearch refuses a lone `_` in a tag query (`@tags:{_}` is a syntax error), `\_` is fine.
+_SPECIAL = re.compile(r"([^\w]|_)", re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 32
 
 
 def _escape(value: str) -> str:
-    """Backslash before every character RediSearch's query syntax could read as an operator (anything not a word
-    character, spaces included)."""
+    """Backslash before every character RediSearch's query syntax could read as an operator (anything not a letter
+    or digit, spaces and underscores included)."""
     return _SPECIAL.sub(r"\\\1", value)
 
 

@@ -128,7 +128,22 @@ def test_search_filters_similar_and_hostile_text(search_settings: Settings) -> N
     assert service.search("", replace(filters, category=None, level=None, language=None, max_price_minor=None,
                                       tag=topic), limit=1).total == len(tagged)  # fmt: skip
 
-    for hostile in ('"', "-", "@title:{x}", "*", "\\", "a|b", "((", "'; DROP", "\u0416", "x" * 300, "  ", "$v"):
+    for hostile in (
+        '"',
+        "-",
+        "@title:{x}",
+        "*",
+        "\\",
+        "a|b",
+        "((",
+        "'; DROP",
+        "\u0416",
+        "x" * 300,
+        "  ",
+        "$v",
+        "_",
+        "__",
+    ):
         service.search(hostile, Filters(category=hostile, tag=hostile), limit=3)  # answers, whatever it finds
 
     for original, copy in stream().duplicate_pairs:
