@@ -38,10 +38,15 @@ class JobHealth:
 
 
 def failure_summary(entry: dict[str, Any]) -> str:
-    """One line for a failure of the exception history: its innermost cause (what an operator can act on)."""
+    """One line for a failure of the exception history: its innermost cause that says something (what an operator
+    can act on), and the bare exception under it if there is one: a `ClosedChannelException` alone names no server."""
     trace = str(entry.get("stacktrace") or entry.get("exceptionName") or "unknown failure")
-    causes = [line.strip().removeprefix("Caused by: ") for line in trace.splitlines() if line.startswith("Caused by:")]
-    line = causes[-1] if causes else trace.splitlines()[0].strip()
+    lines = trace.splitlines() or ["unknown failure"]
+    causes = [lines[0].strip()]
+    causes += [line.strip().removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
+    telling = [index for index, cause in enumerate(causes) if ": " in cause]
+    chosen = telling[-1] if telling else len(causes) - 1
+    line = causes[chosen] if chosen == len(causes) - 1 else f"{causes[chosen]} (from {causes[-1]})"
     task = entry.get("taskName")
     return f"{line[:400]} (in {task})" if task else line[:400]
 

@@ -3,11 +3,13 @@ the stream goes on. ClickHouse: the job fails, says why, restarts by itself from
 pauses (no person involved), and `suuupra status` shows the restarts and the component down meanwhile. Kafka: the
 job waits for the broker (or restarts) and `status` names the broker as down. Either way, once the component is
 back, every table equals the independent computation over everything published, before and after the kill: what
-an uninterrupted run gives."""
+an uninterrupted run gives. The registry: records of schemas the job has not seen arrive while it is down; the job
+must not dead-letter them (the record may be fine), it fails and restarts until the registry is back."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
@@ -16,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from suuupra.events import EventPublisher
 from suuupra.platform.base import wait_until
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings
 from suuupra.simulate.journeys import SimulationProfile, generate
+from suuupra.simulate.runner import malformed_record
 from suuupra.status import platform_report
 from tests.jobs.analytics_support import (
     START,
@@ -86,6 +90,63 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
     if component == "clickhouse":
         assert "restart 1 from its last checkpoint" in output.read_text()
     assert len(_dead_letter_offsets(settings)) == malformed
+
+
+def test_the_job_waits_out_a_registry_outage_without_dead_lettering_what_it_cannot_read_yet(
+    job_settings: Settings, tmp_path: Path
+) -> None:
+    """The registry killed -9 while the job holds the schemas it has seen; then events of schemas it has not seen (and
+    records of an id nobody registered) arrive: the job cannot tell a good record from a bad one without the
+    registry, so it fails and restarts from its last checkpoint until `platform up` brings the registry back (its
+    schemas are in PostgreSQL), and then reads them. Every table equals the independent computation and only the
+    unregistered ids are dead-lettered."""
+    settings = job_settings.model_copy(update={"flink": job_settings.flink.model_copy(update=dict(
+        restart_initial_backoff_s=0.5, restart_max_backoff_s=4.0,
+    ))})  # fmt: skip
+    publisher = EventPublisher(settings)
+    profile = SimulationProfile(seed=51, start_time_ms=START, users=60, out_of_order_share=0.08, late_share=0.03)
+    events = [event.value for event in generate(profile, 3000)]
+    held_back = [event for event in events if publisher.topic_of(event["event_type"]) == settings.topics.payment]
+    assert held_back and len(held_back) < len(events)
+    for event in events:
+        if publisher.topic_of(event["event_type"]) != settings.topics.payment:
+            publisher.publish(event)
+    publisher.flush()
+    # The producer learns the held-back schemas' ids now, while the registry answers; the job has not seen them.
+    for event in {event["event_type"]: event for event in held_back}.values():
+        publisher.producer.serializer.serialize(
+            settings.topics.payment, publisher.catalog.schema_for(event["event_type"]).schema, event
+        )
+    output = tmp_path / "job.out"
+    with output.open("wb") as sink:
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", "analytics"], env=_environment(settings),
+                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert wait_until(lambda: _differences(settings) == {}, 240, interval=1), output.read_text()[-3000:]
+        _kill(settings, "registry")
+        killed = time.monotonic()
+        for event in held_back:
+            publisher.publish(event)
+        unregistered = 5
+        for index in range(unregistered):
+            schema = publisher.catalog.schema_for(held_back[index]["event_type"]).schema
+            valid = publisher.producer.serializer.serialize(settings.topics.payment, schema, held_back[index])
+            bad = malformed_record("unknown_schema_id", valid, random.Random(index))
+            publisher.producer.produce_raw(settings.topics.payment, b"nobody", bad, timestamp_ms=START)
+        publisher.flush()
+        assert wait_until(lambda: "schema registry" in output.read_text(), 120, interval=0.5), output.read_text()
+        down = platform_report(settings)
+        assert not next(status for status in down.components if status.name == "registry").health.ok
+        assert _dead_letter_offsets(settings) == set(), "the outage dead-lettered records that may be fine"
+        subprocess.run([SUUUPRA, "platform", "up"], check=True, capture_output=True, timeout=300)
+        assert wait_until(lambda: _differences(settings) == {}, 300, interval=2), _differences(settings)
+        print(f"registry: healed {time.monotonic() - killed:.1f} s after the kill")
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
+    assert "restart 1 from its last checkpoint" in output.read_text()
+    assert wait_until(lambda: len(_dead_letter_offsets(settings)) == unregistered, 30, interval=1)
 
 
 def _online_differences(settings: Settings, events: list[dict[str, Any]]) -> dict[str, int]:
