@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any
 
@@ -57,8 +59,13 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return ErrorResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+) -> FastAPI:
+    """The app; `lifespan` runs what must start with the server and stop with it (the relay and the saga's workers
+    of `suuupra services up`)."""
     app = FastAPI(
+        lifespan=lifespan,
         title="Suuupra services",
         version="0.1.0",
         description="Identity (registration, login, profile); content (create, revise, publish, withdraw, delete); "

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from connectors.kafka.config import ClientConfig
 from connectors.kafka.consumer import AvroConsumer, ConsumedRecord
 from services.commerce.saga import (
     StepResult,
@@ -100,6 +101,11 @@ class SagaWorkers:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    @property
+    def _liveness(self) -> ClientConfig:
+        session_ms = int(self.settings.services.consumer_session_timeout_s * 1000)
+        return {"session.timeout.ms": session_ms, "heartbeat.interval.ms": session_ms // 3}
+
     def _group(self, name: str) -> str:
         return f"{self.settings.services.consumer_group_prefix}.{name}"
 
@@ -118,7 +124,9 @@ class SagaWorkers:
     def _fraud_standin(self) -> None:
         topic, ours = self.settings.topics.payment, self.settings.services.producer
         publisher = EventPublisher(self.settings)
-        with event_consumer(self.settings, [topic], group_id=self._group("fraud-standin")) as consumer:
+        with event_consumer(
+            self.settings, [topic], group_id=self._group("fraud-standin"), overrides=self._liveness
+        ) as consumer:
             while not self._stop.is_set():
                 record = consumer.poll(POLL_S)
                 if record is None:
@@ -134,7 +142,7 @@ class SagaWorkers:
     def _saga(self) -> None:
         topics = [self.settings.topics.payment, self.settings.topics.commerce]
         with (
-            event_consumer(self.settings, topics, group_id=self._group("saga")) as consumer,
+            event_consumer(self.settings, topics, group_id=self._group("saga"), overrides=self._liveness) as consumer,
             psycopg.connect(self.settings.postgres.dsn(), autocommit=True) as connection,
         ):
             while not self._stop.is_set():

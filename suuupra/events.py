@@ -86,6 +86,7 @@ def event_consumer(
     registry: SchemaRegistryClient | None = None,
     *,
     read_only: bool = False,
+    overrides: ClientConfig | None = None,
 ) -> AvroConsumer:
     """A consumer of domain events (a fresh group unless one is given) that dead-letters what it cannot read; a
     `read_only` one (inspection tools) counts such records in `skipped` and writes nothing anywhere."""
@@ -101,4 +102,5 @@ def event_consumer(
         AvroDeserializer(registry, reader_schemas(catalog or default_catalog())),
         dead_letter,
         skip_unreadable=read_only,
+        overrides=overrides,
     )

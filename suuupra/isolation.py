@@ -3,11 +3,13 @@ services schema in PostgreSQL and a consumer-group prefix, all removed afterward
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 import psycopg
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
@@ -17,6 +19,9 @@ from suuupra.schema_tools.registry_sync import register_all
 from suuupra.settings import Settings, isolated_settings
 from suuupra.topics.apply import apply_topics
 from suuupra.topics.spec import load_topic_specs
+
+# librdkafka's default session.timeout.ms (45 s), with a margin.
+GROUP_SESSION_WAIT_S = 60.0
 
 
 class IsolationError(RuntimeError):
@@ -61,13 +66,32 @@ def _remove(settings: Settings, own: Settings, schema: str, admin: AdminClient, 
         except Exception as error:
             left.append(f"subject {subject} ({error})")
     try:
-        listed = admin.list_consumer_groups().result(timeout=30)
-        groups = [g.group_id for g in listed.valid if g.group_id.startswith(own.services.consumer_group_prefix)]
-        for future in (admin.delete_consumer_groups(groups) if groups else {}).values():
-            future.result(timeout=30)
+        _delete_groups(admin, own.services.consumer_group_prefix)
     except Exception as error:
         left.append(f"consumer groups {own.services.consumer_group_prefix}* ({error})")
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as connection:
         connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     if left:
         raise IsolationError(f"left behind: {'; '.join(left)}")
+
+
+def _delete_groups(admin: AdminClient, prefix: str) -> None:
+    """Deletes the consumer groups named from `prefix`; a member killed without leaving (a process killed -9) keeps its
+    group non-empty until its session times out, so those are tried again until then."""
+    deadline = time.monotonic() + GROUP_SESSION_WAIT_S
+    while True:
+        listed = admin.list_consumer_groups().result(timeout=30)
+        groups = [group.group_id for group in listed.valid if group.group_id.startswith(prefix)]
+        busy: list[KafkaException] = []
+        for future in (admin.delete_consumer_groups(groups) if groups else {}).values():
+            try:
+                future.result(timeout=30)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.NON_EMPTY_GROUP:
+                    raise
+                busy.append(error)
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise busy[0]
+        time.sleep(1)

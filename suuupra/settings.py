@@ -291,6 +291,9 @@ class ServicesSettings(BaseModel):
     # A payment with no fraud decision after this long fails (TIMEOUT) and its order is cancelled.
     payment_timeout_s: float = Field(default=120.0, gt=0)
     payment_timeout_check_s: float = Field(default=5.0, gt=0)
+    # How soon the saga's consumers in a process that died (killed, machine lost) give their partitions to the ones of
+    # a restarted process: payments wait meanwhile. Kafka's default is 45 s.
+    consumer_session_timeout_s: float = Field(default=10.0, ge=6.0)
 
 
 class PathSettings(BaseModel):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from services.app import create_app, ensure_schema
 from services.relay_loop import BackgroundRelay
@@ -46,9 +50,21 @@ def up(
         raise fail(f"PostgreSQL at {settings.postgres.host}:{settings.postgres.port}: {error}. Platform up?") from error
     relay = BackgroundRelay(settings)
     workers = SagaWorkers(settings) if saga else None
-    relay.start()
-    if workers is not None:
-        workers.start()
+
+    @asynccontextmanager
+    async def background(_app: FastAPI) -> AsyncIterator[None]:
+        # Stopped by the server's shutdown, not after it returns: uvicorn re-raises a SIGTERM once it has shut down,
+        # which would end the process before the consumers leave their groups and the relay finishes its round.
+        relay.start()
+        if workers is not None:
+            workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None:
+                await asyncio.to_thread(workers.stop)
+            await asyncio.to_thread(relay.stop)
+
     listen = port or settings.services.port
     standin = (
         " with the rule-based fraud stand-in"
@@ -59,9 +75,4 @@ def up(
         f"services on http://{settings.services.host}:{listen}/docs; outbox relay running; "
         + (f"saga workers running{standin}" if workers else "saga workers not started (--no-saga)")
     )
-    try:
-        uvicorn.run(create_app(settings), host=settings.services.host, port=listen, log_level="warning")
-    finally:
-        if workers is not None:
-            workers.stop()
-        relay.stop()
+    uvicorn.run(create_app(settings, background), host=settings.services.host, port=listen, log_level="warning")
