@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
@@ -84,10 +85,24 @@ def correlation(
     return str(x_correlation_id or uuid.uuid4())
 
 
-def current_user(
+@dataclass(frozen=True)
+class SessionClaims:
+    user_id: str
+    session_id: str
+
+
+def session_key(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def user_sessions_key(user_id: str) -> str:
+    return f"user-sessions:{user_id}"
+
+
+def current_session(
     settings: SettingsDep, sessions: RedisDep, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The user of a valid token whose session is still open in Redis (checked before the database)."""
+) -> SessionClaims:
+    """The session of a valid token that is still open in Redis (checked before the database)."""
     unauthorized = status.HTTP_401_UNAUTHORIZED
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(unauthorized, "missing 'Authorization: Bearer <token>' header")
@@ -97,9 +112,17 @@ def current_user(
         raise HTTPException(unauthorized, "token expired: log in again") from None
     except jwt.InvalidTokenError:
         raise HTTPException(unauthorized, "invalid token") from None
-    if sessions.get(f"{SESSION_PREFIX}{claims.get('sid')}") != claims.get("sub", "").encode():
+    if sessions.get(session_key(str(claims.get("sid")))) != claims.get("sub", "").encode():
         raise HTTPException(unauthorized, "session ended: log in again")
-    return str(claims["sub"])
+    return SessionClaims(user_id=str(claims["sub"]), session_id=str(claims["sid"]))
+
+
+SessionDep = Annotated[SessionClaims, Depends(current_session)]
+
+
+def current_user(session: SessionDep) -> str:
+    """The user of a valid token whose session is still open in Redis (checked before the database)."""
+    return session.user_id
 
 
 UserDep = Annotated[str, Depends(current_user)]

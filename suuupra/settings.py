@@ -281,7 +281,15 @@ class ServicesSettings(BaseModel):
     port: int = 8090
     # Local default only: production sets SUUUPRA_SERVICES__JWT_SECRET from a vault.
     jwt_secret: SecretStr = SecretStr("local-development-only-secret-change-me")
-    session_ttl_s: int = 3600
+    session_ttl_s: int = Field(default=3600, gt=0)
+    # Login throttling (docs/services.md): a window starts at an account's or a client address's first failed login;
+    # after this many failures within it, every login of that account or from that address (the right password too,
+    # else guessing would go on) gets 429 until the window ends. A success clears the account's count. The address
+    # limit is higher because one address may be many people (a school's NAT); it counts failures only, so many
+    # people logging in from one address are not refused.
+    login_attempts_per_account: int = Field(default=5, gt=0)
+    login_attempts_per_address: int = Field(default=20, gt=0)
+    login_window_s: int = Field(default=15 * 60, gt=0)
     producer: str = "suuupra-services"
     # The enrolment saga's consumers (run by `suuupra services up`) join groups named from this prefix.
     consumer_group_prefix: str = "suuupra-services"

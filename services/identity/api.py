@@ -1,23 +1,23 @@
-"""Identity HTTP API: `POST /auth/register`, `POST /auth/login`, `GET|PATCH|DELETE /users/me`."""
+"""Identity HTTP API: `POST /auth/register`, `POST /auth/login`, `POST /auth/logout`, `GET|PATCH|DELETE /users/me`."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jwt
 import psycopg
 import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import (
-    SESSION_PREFIX,
     CorrelationDep,
     RedisDep,
+    SessionDep,
     SettingsDep,
     StorableEmail,
     StorableSecret,
@@ -25,7 +25,10 @@ from services.common import (
     UserDep,
     invalid,
     make_event,
+    session_key,
+    user_sessions_key,
 )
+from services.identity.throttle import LoginThrottle
 from services.outbox.store import enqueue
 from suuupra.settings import Settings
 
@@ -73,6 +76,10 @@ class Session(BaseModel):
     expires_in: int
 
 
+class Problem(BaseModel):
+    detail: str
+
+
 class Profile(BaseModel):
     user_id: str
     email: str
@@ -101,8 +108,11 @@ def password_problems(password: str, email: str) -> list[str]:
 def _open_session(settings: Settings, sessions: redis.Redis, user_id: str) -> Session:
     session_id = uuid.uuid4().hex
     ttl = settings.services.session_ttl_s
-    sessions.set(f"{SESSION_PREFIX}{session_id}", user_id, ex=ttl)
-    sessions.sadd(f"user-sessions:{user_id}", session_id)
+    sessions.set(session_key(session_id), user_id, ex=ttl)
+    sessions.sadd(user_sessions_key(user_id), session_id)
+    # The set outlives none of its sessions (each new one pushes its expiry to the newest session's), and lingers
+    # no longer: members of expired sessions would otherwise pile up for as long as the user keeps logging in.
+    sessions.expire(user_sessions_key(user_id), ttl)
     now = int(time.time())
     claims = {"sub": user_id, "sid": session_id, "iat": now, "exp": now + ttl}
     token = jwt.encode(claims, settings.services.jwt_secret.get_secret_value(), algorithm="HS256")
@@ -137,8 +147,34 @@ def register(
     return _open_session(settings, sessions, user_id)
 
 
-@router.post("/auth/login", response_model=Session)
-def login(body: LoginRequest, settings: SettingsDep, sessions: RedisDep) -> Session:
+def _end_sessions(sessions: redis.Redis, user_id: str) -> None:
+    session_ids: set[bytes] = sessions.smembers(user_sessions_key(user_id))  # type: ignore[assignment]
+    sessions.delete(*(session_key(sid.decode()) for sid in session_ids), user_sessions_key(user_id))
+
+
+RETRY_AFTER = {"description": "Seconds until logins are accepted again.", "schema": {"type": "integer"}}
+LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_401_UNAUTHORIZED: {"model": Problem, "description": "Wrong password or unknown email (one answer)."},
+    status.HTTP_429_TOO_MANY_REQUESTS: {
+        "model": Problem,
+        "description": "Too many failed logins for the account or from the client's address: every login is refused, "
+        "the right password too, until the window that began with the first failure ends.",
+        "headers": {"Retry-After": RETRY_AFTER},
+    },
+}
+
+
+@router.post("/auth/login", response_model=Session, responses=LOGIN_REFUSALS)
+def login(body: LoginRequest, request: Request, settings: SettingsDep, sessions: RedisDep) -> Session:
+    """Opens a session. Failed logins are limited per account (unknown addresses too) and per client address:
+    beyond `services.login_attempts_per_account` / `login_attempts_per_address` failures in `login_window_s`, 429."""
+    # The peer address only: X-Forwarded-For is set by whoever sends the request, so it would let a guesser pick a
+    # new address for each attempt.
+    address = request.client.host if request.client else "unknown"  # a Unix socket's clients share one counter
+    throttle = LoginThrottle.of(sessions, settings, str(body.email), address)
+    if refusal := throttle.reserve():
+        headers = {"Retry-After": str(refusal.retry_after_s)}
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, refusal.message, headers=headers)
     with psycopg.connect(settings.postgres.dsn()) as connection:
         row = connection.execute(
             "SELECT user_id, password_hash FROM users WHERE lower(email) = lower(%s) AND deleted_at IS NULL",
@@ -151,7 +187,24 @@ def login(body: LoginRequest, settings: SettingsDep, sessions: RedisDep) -> Sess
     except (VerifyMismatchError, InvalidHashError):
         # One answer for an unknown address and a wrong password: no account enumeration.
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "email or password is wrong") from None
+    throttle.succeeded()
     return _open_session(settings, sessions, str(row[0]))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(
+    session: SessionDep,
+    sessions: RedisDep,
+    everywhere: Annotated[
+        bool, Query(description="End every session of the user (all devices), not only this token's.")
+    ] = False,
+) -> None:
+    """Ends the session of the token: the token (and, with `everywhere`, every token of the user) then gets 401."""
+    if everywhere:
+        _end_sessions(sessions, session.user_id)
+        return
+    sessions.delete(session_key(session.session_id))
+    sessions.srem(user_sessions_key(session.user_id), session.session_id)
 
 
 def _profile(connection: psycopg.Connection[Any], user_id: str) -> Profile:
@@ -204,5 +257,4 @@ def delete_account(user_id: UserDep, settings: SettingsDep, sessions: RedisDep, 
         connection.execute("UPDATE users SET deleted_at = now() WHERE user_id = %s AND deleted_at IS NULL", (user_id,))
         enqueue(connection, make_event(settings, "user.deleted", user_id, correlation_id, reason="USER_REQUEST",
                                    erasure_requested=True))  # fmt: skip
-    session_ids: set[bytes] = sessions.smembers(f"user-sessions:{user_id}")  # type: ignore[assignment]
-    sessions.delete(*(f"{SESSION_PREFIX}{sid.decode()}" for sid in session_ids), f"user-sessions:{user_id}")
+    _end_sessions(sessions, user_id)

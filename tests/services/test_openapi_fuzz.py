@@ -44,9 +44,10 @@ from tests.services.support import PASSWORD, sign_up
 MAX_EXAMPLES = 100  # per operation in the fuzzing phase; the coverage phase adds its boundary cases on top
 CARD = "4111111111111111"  # a Luhn-valid test VISA number
 VPA = "fuzz.learner@okbank"
-# Besides no 5xx: the answers the description documents (2xx and 422) have its body and content type. The other
-# 4xx (401, 403, 404, 409, 412) are not documented, so status codes themselves are not checked.
+# Besides no 5xx: the answers the description documents (2xx and 422; a login's 401 and 429 too) have its body and
+# content type. The other 4xx (401, 403, 404, 409, 412) are not documented, so status codes themselves are not checked.
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+ENDING_SESSIONS = {"DELETE /users/me", "POST /auth/logout"}  # sent with a disposable account's session
 
 # The description only: the requests go to the app of the module's `world`. (schemathesis.pytest.from_fixture could
 # take the app from a fixture, but it fails on pytest 9.2, which renamed Node._nodeid.)
@@ -71,7 +72,8 @@ class World:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def leaving_session(self) -> dict[str, str]:
-        # DELETE /users/me ends the account: a disposable one keeps the world's session and records alive.
+        # DELETE /users/me ends the account and POST /auth/logout the session (every one of the user's with
+        # ?everywhere=true): a disposable account keeps the world's session and records alive.
         if self.leaver is None:
             self.leaver = sign_up(self.client, "leaver")
         return self.leaver
@@ -215,13 +217,13 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case, world: World) -
     if any(parameter.name.lower() == "authorization" for parameter in case.operation.headers):
         response = case.call_and_validate(checks=CHECKS, app=world.app)
         world.statuses[(f"{label} (as generated)", response.status_code)] += 1
-        session = world.leaving_session() if label == "DELETE /users/me" else world.session
+        session = world.leaving_session() if label in ENDING_SESSIONS else world.session
         case.headers["Authorization"] = session["Authorization"]
     if draw != 0:  # three cases in four, one of them adverse
         _aim(case, world, adverse=draw == 1)
     response = case.call_and_validate(checks=CHECKS, app=world.app)
     world.statuses[(label, response.status_code)] += 1
-    if label == "DELETE /users/me" and response.status_code == 204:
+    if label in ENDING_SESSIONS and response.status_code == 204:
         world.leaver = None
     if label == "POST /payments" and response.status_code == 201:
         world.renew_order()
