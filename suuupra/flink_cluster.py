@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import httpx
 import pyflink
 
 from suuupra.flink_jobs import FlinkRest, RestartReporter
-from suuupra.platform.base import PlatformError, wait_until
+from suuupra.platform.base import PlatformError, pid_alive, wait_until
 from suuupra.settings import Settings
 
 PYFLINK_HOME = Path(pyflink.__file__).resolve().parent
+HEARTBEAT_INTERVAL_MS = 2000
 
 
 class FlinkCluster:
@@ -75,6 +77,10 @@ class FlinkCluster:
             "taskmanager.numberOfTaskSlots": "4",
             "taskmanager.memory.process.size": "2048m",
             "jobmanager.memory.process.size": "1024m",
+            # A TaskManager that died is noticed within seconds (Flink's default waits 50 s), so its jobs restart on
+            # the one `suuupra flink up` starts instead of waiting.
+            "heartbeat.interval": str(HEARTBEAT_INTERVAL_MS),
+            "heartbeat.timeout": str(HEARTBEAT_INTERVAL_MS * 5),
         }
         kept = [line for line in shipped.splitlines() if line.split(":", 1)[0].strip() not in overrides]
         extra = [f"{key}: {value}" for key, value in overrides.items()]
@@ -99,29 +105,58 @@ class FlinkCluster:
             if job["state"] == "RUNNING":
                 httpx.patch(f"{self.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
 
-    def start(self, timeout_s: float = 90) -> None:
+    def taskmanager_pids(self) -> list[int]:
+        """The TaskManager processes this cluster started that still run (the pid file keeps one killed -9)."""
+        pids: list[int] = []
+        for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid"):
+            pids += [int(line) for line in pid_file.read_text().split() if line.isdigit() and pid_alive(int(line))]
+        return pids
+
+    def _forget_dead_taskmanagers(self) -> None:
+        for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid"):
+            alive = [line for line in pid_file.read_text().split() if line.isdigit() and pid_alive(int(line))]
+            pid_file.write_text("".join(f"{pid}\n" for pid in alive))
+
+    def _run_script(self, script: str, action: str) -> None:
+        result = subprocess.run(
+            ["bash", str(self.flink_home / "bin" / script), action], env=self.environment(), capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise PlatformError(f"{script} {action} failed: {result.stderr.strip()[-800:]}")
+
+    def start(self, timeout_s: float = 90) -> list[str]:
+        """Starts what is missing: the whole cluster, or a TaskManager for a JobManager whose TaskManager died (its
+        jobs then restart on the new one from their last checkpoints). Returns what was started."""
         if self.is_up():
-            return
-        self.assemble_distribution()
-        self.write_config()
-        for script in ("jobmanager.sh", "taskmanager.sh"):
-            result = subprocess.run(
-                ["bash", str(self.flink_home / "bin" / script), "start"], env=self.environment(), capture_output=True,
-                text=True, check=False,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise PlatformError(f"{script} start failed: {result.stderr.strip()[-800:]}")
+            if self.taskmanager_pids():
+                return []
+            self._forget_dead_taskmanagers()
+            self._run_script("taskmanager.sh", "start")
+            started = ["TaskManager"]
+        else:
+            self.assemble_distribution()
+            self.write_config()
+            for script in ("jobmanager.sh", "taskmanager.sh"):
+                self._run_script(script, "start")
+            started = ["JobManager", "TaskManager"]
 
         def taskmanager_registered() -> bool:
             try:
-                return bool(httpx.get(f"{self.rest_url}/taskmanagers", timeout=2).json().get("taskmanagers"))
+                registered = httpx.get(f"{self.rest_url}/taskmanagers", timeout=2).json().get("taskmanagers", [])
             except (httpx.HTTPError, ValueError):
                 return False
+            # A TaskManager killed -9 stays listed until its heartbeats time out: count only ones heard from lately
+            # (despite its name, the field is the time of the last heartbeat; 0 before the first).
+            now_ms = time.time() * 1000
+            return any(now_ms - int(manager.get("timeSinceLastHeartbeat", 0)) < HEARTBEAT_INTERVAL_MS * 2
+                       or not manager.get("timeSinceLastHeartbeat") for manager in registered)  # fmt: skip
 
         if not wait_until(taskmanager_registered, timeout_s, interval=0.5):
             raise PlatformError(
                 f"the Flink session cluster did not come up in {timeout_s:.0f} s; see {self.home / 'log'}"
             )
+        return started
 
     def stop(self) -> None:
         for script in ("taskmanager.sh", "jobmanager.sh"):

@@ -99,13 +99,15 @@ def stop(
 
 @cluster_app.command()
 def up(ctx: typer.Context) -> None:
-    """Start a JobManager and a TaskManager on 127.0.0.1 (REST on `flink.rest_port`)."""
+    """Start a JobManager and a TaskManager on 127.0.0.1 (REST on `flink.rest_port`); on a running cluster, start a
+    TaskManager if its own died (its jobs then restart there from their last checkpoints)."""
     cluster = FlinkCluster(state(ctx).settings)
     try:
-        cluster.start()
+        started = cluster.start()
     except PlatformError as error:
         raise fail(str(error)) from error
-    console.print(f"Flink session cluster up: {cluster.rest_url}")
+    what = f"started {' and '.join(started)}" if started else "already running"
+    console.print(f"Flink session cluster up ({what}): {cluster.rest_url}")
 
 
 @cluster_app.command()
