@@ -8,6 +8,7 @@ the profile file ``infra/profiles/<profile>.toml``, then the defaults below (whi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import tomllib
@@ -46,6 +47,10 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    brokers: int = Field(
+        default=1, ge=1, le=9,
+        description="Nodes of the local platform's Kafka (`suuupra platform up --brokers N` records it).",
+    )  # fmt: skip
     replication_factor: int = 1
     min_insync_replicas: int = 1
     client_overrides: dict[str, str] = Field(
@@ -55,7 +60,8 @@ class KafkaSettings(BaseModel):
 
     @property
     def bootstrap(self) -> str:
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        # Every node of a local cluster, so clients still find it with any one of them down.
+        return self.bootstrap_servers or ",".join(f"{self.host}:{self.port + 2 * node}" for node in range(self.brokers))
 
     def client_config(self) -> dict[str, ConfigValue]:
         """librdkafka settings shared by producers, consumers and the admin client."""
@@ -436,6 +442,41 @@ def environment_overrides(settings: Settings, *sections: str) -> dict[str, str]:
     return overrides
 
 
+PLATFORM_STATE_FILE = "platform.toml"
+
+
+def platform_state_file(*layers: dict[str, Any]) -> Path:
+    """Where `platform up` records what the local platform is, in its data folder (which a settings file or the
+    environment may move)."""
+    chosen = os.environ.get(f"{ENV_PREFIX}PATHS__DATA_DIR")
+    for layer in reversed(layers):  # the later layer wins, as in the merge
+        if not chosen and isinstance(paths := layer.get("paths"), dict) and paths.get("data_dir"):
+            chosen = str(paths["data_dir"])
+    return Path(chosen or PathSettings().data_dir) / PLATFORM_STATE_FILE
+
+
+def record_platform_state(settings: Settings, section: str, values: dict[str, int | str | bool]) -> Path:
+    """Writes `values` into `section` of the platform's state file, keeping what else it holds."""
+    path = settings.paths.data_dir / PLATFORM_STATE_FILE
+    state = _read_file(path) if path.is_file() else {}
+    state[section] = {**state.get(section, {}), **values}
+    lines = ["# Written by `suuupra platform up`: what this local platform is. Settings files and SUUUPRA_* win."]
+    for name, table in state.items():
+        lines += ["", f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in table.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """The values of a profile file (`infra/profiles/NAME.toml`)."""
+    profile_file = PROFILES_DIR / f"{name}.toml"
+    if not profile_file.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise SettingsError(f"unknown profile '{name}' (no {profile_file}); known profiles: {known}")
+    return _read_file(profile_file)
+
+
 def load_settings(config_file: Path | None = None, profile: str | None = None) -> Settings:
     """Builds the settings from profile file, optional settings file and environment."""
     config_path = config_file or (Path(p) if (p := os.environ.get(f"{ENV_PREFIX}CONFIG")) else None)
@@ -445,11 +486,12 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
         # The environment would override the profile name but not the profile file's values.
         raise SettingsError(f"--profile {profile} conflicts with {ENV_PREFIX}PROFILE={from_environment}: unset one")
     chosen = profile or from_environment or file_values.get("profile") or "local"
-    profile_file = PROFILES_DIR / f"{chosen}.toml"
-    if not profile_file.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
-        raise SettingsError(f"unknown profile '{chosen}' (no {profile_file}); known profiles: {known}")
-    values = _deep_merge(_read_file(profile_file), file_values)
+    profile_values = load_profile(chosen)
+    state = platform_state_file(profile_values, file_values) if chosen == "local" else None
+    if state is not None and state.is_file():
+        # What `platform up` recorded about the local platform it made (the number of brokers, say) is what it is.
+        profile_values = _deep_merge(profile_values, _read_file(state))
+    values = _deep_merge(profile_values, file_values)
     values["profile"] = chosen
     try:
         return Settings(**values)

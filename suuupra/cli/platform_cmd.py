@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -10,11 +11,21 @@ from rich.table import Table
 from suuupra.cli.context import console, fail, state
 from suuupra.platform.base import PlatformError
 from suuupra.platform.manager import ComponentStatus, Platform
+from suuupra.settings import load_profile, record_platform_state
 
 app = typer.Typer(
     help="Run the local platform: Kafka, schema registry, ClickHouse, Redis, PostgreSQL.",
     no_args_is_help=True,
 )
+
+
+def kafka_shape(brokers: int) -> dict[str, int]:
+    """The local cluster's Kafka settings for `brokers` nodes: the production profile's replication where there are
+    nodes enough for it."""
+    production = load_profile("production").get("kafka", {})
+    replication = min(int(production.get("replication_factor", 3)), brokers)
+    min_insync = min(int(production.get("min_insync_replicas", 2)), max(1, replication - 1))
+    return {"brokers": brokers, "replication_factor": replication, "min_insync_replicas": min_insync}
 
 
 def _table(statuses: list[ComponentStatus]) -> Table:
@@ -25,9 +36,12 @@ def _table(statuses: list[ComponentStatus]) -> Table:
     return table
 
 
-def _platform(ctx: typer.Context) -> Platform:
+def _platform(ctx: typer.Context, kafka: dict[str, int] | None = None) -> Platform:
+    settings = state(ctx).settings
+    if kafka is not None:
+        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update=kafka)})
     try:
-        return Platform(state(ctx).settings, report=lambda message: console.print(f"  {message}"))
+        return Platform(settings, report=lambda message: console.print(f"  {message}"))
     except PlatformError as error:
         raise fail(str(error)) from error
 
@@ -44,9 +58,21 @@ def install(ctx: typer.Context) -> None:
 
 
 @app.command()
-def up(ctx: typer.Context) -> None:
+def up(
+    ctx: typer.Context,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=9,
+            help="Kafka brokers: 3 gives the production profile's replication (3) and min.insync.replicas (2). "
+            "Recorded in the data folder, so later commands and `platform up` use the same cluster; changing it "
+            "needs Kafka's data removed.",
+        ),
+    ] = None,
+) -> None:  # fmt: skip
     """Install what is missing, start every component on 127.0.0.1 and wait until each one answers."""
-    platform = _platform(ctx)
+    shape = kafka_shape(brokers) if brokers is not None else None
+    platform = _platform(ctx, kafka=shape)
     began = time.monotonic()
     try:
         statuses = platform.up()
@@ -54,6 +80,8 @@ def up(ctx: typer.Context) -> None:
         raise fail(
             f"{error}\nRun `suuupra platform status` to see what is up, `suuupra platform down` to stop it."
         ) from error
+    if shape is not None:
+        record_platform_state(platform.settings, "kafka", dict(shape))
     console.print(_table(statuses))
     console.print(f"platform up in {time.monotonic() - began:.1f} s; data in {platform.settings.paths.data_dir}")
 

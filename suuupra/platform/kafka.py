@@ -1,4 +1,6 @@
-"""Apache Kafka 4.x in KRaft mode: one node that is broker and controller, transactions enabled."""
+"""Apache Kafka 4.x in KRaft mode: one node that is broker and controller, transactions enabled; or, with the
+setting `kafka.brokers` (`suuupra platform up --brokers 3`), that many such nodes forming one cluster: a static
+controller quorum of all of them, internal topics replicated like the domain topics."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from suuupra.platform.base import Component, Health, PlatformError, PortSpec
+from suuupra.settings import Settings
 
 LOG4J2_PROPERTIES = """\
 status = warn
@@ -31,7 +34,29 @@ logger.controller.level = WARN
 
 
 class Kafka(Component):
-    name = "kafka"
+    """One node of the local cluster. Node 1 is `kafka` (data in `kafka/`), the others `kafka-2`, `kafka-3`...; node N
+    listens on `kafka.port` + 2(N-1) and its controller on `kafka.controller_port` + 2(N-1)."""
+
+    def __init__(self, settings: Settings, node: int = 1) -> None:
+        self.node = node
+        self.name = "kafka" if node == 1 else f"kafka-{node}"
+        super().__init__(settings)
+
+    @property
+    def broker_port(self) -> int:
+        return broker_port(self.settings, self.node)
+
+    @property
+    def controller_port(self) -> int:
+        return self.settings.kafka.controller_port + 2 * (self.node - 1)
+
+    @property
+    def cluster_id_file(self) -> Path:
+        return self.settings.paths.data_dir / "kafka-cluster.id"
+
+    @property
+    def formatted_for_file(self) -> Path:
+        return self.log_dirs / "suuupra-brokers"
 
     @property
     def jars(self) -> Path:
@@ -46,8 +71,7 @@ class Kafka(Component):
         return self.data_dir / "data"
 
     def ports(self) -> Sequence[PortSpec]:
-        kafka = self.settings.kafka
-        return [PortSpec(kafka.port, "kafka.port"), PortSpec(kafka.controller_port, "kafka.controller_port")]
+        return [PortSpec(self.broker_port, "kafka.port"), PortSpec(self.controller_port, "kafka.controller_port")]
 
     def is_installed(self) -> bool:
         return any(self.jars.glob("kafka_2.13-*.jar"))
@@ -57,12 +81,15 @@ class Kafka(Component):
 
     def _server_properties(self) -> str:
         kafka = self.settings.kafka
-        broker = f"127.0.0.1:{kafka.port}"
-        controller = f"127.0.0.1:{kafka.controller_port}"
+        broker = f"127.0.0.1:{self.broker_port}"
+        controller = f"127.0.0.1:{self.controller_port}"
+        nodes = range(1, kafka.brokers + 1)
+        # Internal topics replicated like the domain topics: with one node every one must accept replication 1, or
+        # transactions never start.
+        replication, min_insync = str(kafka.replication_factor), str(kafka.min_insync_replicas)
         properties = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": controller,
+            "node.id": str(self.node),
             "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
             "advertised.listeners": f"PLAINTEXT://{broker}",
             "controller.listener.names": "CONTROLLER",
@@ -70,12 +97,13 @@ class Kafka(Component):
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.log_dirs),
             "num.partitions": "3",
-            # One node: every internal topic must accept replication 1 or transactions never start.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "default.replication.factor": replication,
+            "min.insync.replicas": min_insync,
+            "offsets.topic.replication.factor": replication,
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_insync,
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_insync,
             # Flink's KafkaSink asks for 1 h transactions; the broker default caps them at 15 min.
             "transaction.max.timeout.ms": str(60 * 60 * 1000),
             "group.initial.rebalance.delay.ms": "0",
@@ -85,6 +113,13 @@ class Kafka(Component):
             "auto.create.topics.enable": "false",
             "log.retention.check.interval.ms": "300000",
         }
+        if kafka.brokers == 1:
+            properties["controller.quorum.bootstrap.servers"] = controller
+        else:
+            # A static quorum of every node: formatted alike, no node is special at start.
+            properties["controller.quorum.voters"] = ",".join(
+                f"{node}@127.0.0.1:{kafka.controller_port + 2 * (node - 1)}" for node in nodes
+            )
         return "".join(f"{key}={value}\n" for key, value in properties.items())
 
     def prepare(self) -> None:
@@ -93,10 +128,23 @@ class Kafka(Component):
         log_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self._server_properties())
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES.format(log_dir=log_dir))
+        brokers = self.settings.kafka.brokers
         if (self.log_dirs / "meta.properties").exists():
+            # Data formatted before the file existed is a single node's.
+            formatted_for = int(self.formatted_for_file.read_text()) if self.formatted_for_file.exists() else 1
+            if formatted_for != brokers:
+                raise PlatformError(
+                    f"{self.name}: its data in {self.log_dirs} belongs to a cluster of {formatted_for} broker(s), not "
+                    f"{brokers}. Keep it with `suuupra platform up --brokers {formatted_for}`, or run `suuupra "
+                    f"platform down` and remove {self.settings.paths.data_dir}/kafka* (its topics are lost) to change."
+                )
             return
-        cluster_id = self._storage_tool("random-uuid").strip().splitlines()[-1]
-        self._storage_tool("format", "--standalone", "-t", cluster_id, "-c", str(self.config_file))
+        if not self.cluster_id_file.exists():
+            self.cluster_id_file.write_text(self._storage_tool("random-uuid").strip().splitlines()[-1])
+        cluster_id = self.cluster_id_file.read_text().strip()
+        quorum = ["--standalone"] if brokers == 1 else []
+        self._storage_tool("format", *quorum, "-t", cluster_id, "-c", str(self.config_file))
+        self.formatted_for_file.write_text(str(brokers))
 
     def _storage_tool(self, *args: str) -> str:
         result = subprocess.run(
@@ -121,11 +169,20 @@ class Kafka(Component):
 
     def health(self) -> Health:
         # log_level 0: a probe of a broker still starting must not flood the console with connect errors.
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.settings.kafka.port}", "log_level": 0})
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.broker_port}", "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=2)
         except Exception as error:  # librdkafka raises KafkaException with varying codes
             return Health(False, f"metadata request failed: {error}")
-        if not metadata.brokers:
-            return Health(False, "no broker registered yet")
-        return Health(True, f"{len(metadata.brokers)} broker, {len(metadata.topics)} topics")
+        if self.node not in metadata.brokers:
+            return Health(False, "not registered with the cluster yet")
+        brokers = len(metadata.brokers)
+        return Health(True, f"{brokers} broker{'s' if brokers > 1 else ''}, {len(metadata.topics)} topics")
+
+
+def broker_port(settings: Settings, node: int) -> int:
+    return settings.kafka.port + 2 * (node - 1)
+
+
+def kafka_nodes(settings: Settings) -> list[Kafka]:
+    return [Kafka(settings, node) for node in range(1, settings.kafka.brokers + 1)]

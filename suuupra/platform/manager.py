@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
 from suuupra.platform.clickhouse import ClickHouse
 from suuupra.platform.flink_jars import flink_jars_installed, jvm_connectors_built, jvm_connectors_stamp
-from suuupra.platform.kafka import Kafka
+from suuupra.platform.kafka import kafka_nodes
 from suuupra.platform.postgres import Postgres
 from suuupra.platform.redis import Redis
 from suuupra.platform.registry import SchemaRegistry
@@ -36,7 +36,7 @@ def components(settings: Settings) -> list[Component]:
     """In start order: the registry keeps its schemas in PostgreSQL, so it comes after it."""
     return [
         Postgres(settings),
-        Kafka(settings),
+        *kafka_nodes(settings),
         ClickHouse(settings),
         Redis(settings),
         SearchEngine(settings),

@@ -29,14 +29,18 @@ def _environment(settings: Settings) -> dict[str, str]:
 IMPOSSIBLE_TIMES = (7_258_118_400_000, 1_000)  # 2200-01-01 and one second into 1970, epoch ms
 
 
+def journeys(seed: int, start_ms: int = START) -> SimulationProfile:
+    """The simulation `_publish` sends: out-of-order and late events among 60 users."""
+    return SimulationProfile(seed=seed, start_time_ms=start_ms, users=60, out_of_order_share=0.08, late_share=0.03)
+
+
 def _publish(settings: Settings, count: int, seed: int, start_ms: int = START) -> int:
     """Journeys with out-of-order and late events, and among them malformed records and readable events at impossible
     times; returns how many of those the job must dead-letter."""
     publisher = EventPublisher(settings)
     read_by_job = set(source_topics(settings))
-    profile = SimulationProfile(seed=seed, start_time_ms=start_ms, users=60, out_of_order_share=0.08, late_share=0.03)
     malformed = 0
-    for index, event in enumerate(generate(profile, count)):
+    for index, event in enumerate(generate(journeys(seed, start_ms), count)):
         topic = publisher.publish(event.value)
         if index % 200 == 7 and topic in read_by_job:
             schema = publisher.catalog.schema_for(event.event_type).schema

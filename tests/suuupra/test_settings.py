@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from suuupra.settings import SettingsError, load_settings
+from suuupra.cli.platform_cmd import kafka_shape
+from suuupra.settings import SettingsError, load_settings, record_platform_state
 
 
 def test_local_profile_points_at_loopback_with_replication_one() -> None:
@@ -53,3 +54,29 @@ def test_profile_option_and_environment_must_agree(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SUUUPRA_PROFILE", "local")
     with pytest.raises(SettingsError, match="conflicts with SUUUPRA_PROFILE=local"):
         load_settings(profile="production")
+
+
+def test_what_platform_up_recorded_is_read_from_the_data_folder_and_files_and_environment_still_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUUUPRA_PATHS__DATA_DIR", str(tmp_path))
+    assert load_settings(profile="local").kafka.brokers == 1
+    recorded = record_platform_state(load_settings(profile="local"), "kafka", dict(kafka_shape(3)))
+    assert recorded == tmp_path / "platform.toml"
+    settings = load_settings(profile="local")
+    assert (settings.kafka.brokers, settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 3, 2)
+    # Every node in the bootstrap list, so a client finds the cluster with any one of them down.
+    assert settings.kafka.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    record_platform_state(settings, "platform", {"startup_timeout_s": 99})
+    assert (load_settings(profile="local").kafka.brokers, load_settings().platform.startup_timeout_s) == (3, 99)
+    config = tmp_path / "mine.toml"
+    config.write_text("[kafka]\nmin_insync_replicas = 3\n")
+    assert load_settings(config).kafka.min_insync_replicas == 3
+    monkeypatch.setenv("SUUUPRA_KAFKA__BROKERS", "1")
+    assert load_settings(profile="local").kafka.brokers == 1
+
+
+def test_a_cluster_of_three_takes_the_production_replication_and_a_single_node_keeps_one() -> None:
+    assert kafka_shape(3) == {"brokers": 3, "replication_factor": 3, "min_insync_replicas": 2}
+    assert kafka_shape(1) == {"brokers": 1, "replication_factor": 1, "min_insync_replicas": 1}
+    assert kafka_shape(5) == {"brokers": 5, "replication_factor": 3, "min_insync_replicas": 2}

@@ -12,6 +12,7 @@ import pytest
 
 from suuupra.events import EventPublisher, event_consumer, make_registry
 from suuupra.platform.base import PlatformError, pid_start_time, port_open
+from suuupra.platform.kafka import kafka_nodes
 from suuupra.platform.manager import Platform
 from suuupra.platform.redis import Redis
 from suuupra.settings import RedisSettings, Settings
@@ -75,3 +76,19 @@ def test_down_leaves_foreign_processes_alone(settings: Settings, tmp_path: Path)
     assert redis.pid() is None
     assert redis.stop() is False
     assert pid_start_time(os.getpid()) is not None
+
+
+def test_kafka_data_of_another_cluster_shape_is_refused_with_what_to_do(settings: Settings, tmp_path: Path) -> None:
+    """Data formatted for one node cannot join a quorum of three: `up --brokers 3` says so instead of starting a
+    broker that never finds its controllers."""
+    own = settings.model_copy(update={
+        "paths": settings.paths.model_copy(update={"data_dir": tmp_path}),
+        "kafka": settings.kafka.model_copy(update={"brokers": 3, "replication_factor": 3, "min_insync_replicas": 2}),
+    })  # fmt: skip
+    node = kafka_nodes(own)[0]
+    node.log_dirs.mkdir(parents=True)
+    (node.log_dirs / "meta.properties").write_text("node.id=1\n")  # what a single node formatted before
+    with pytest.raises(PlatformError, match=r"cluster of 1 broker\(s\), not 3.*--brokers 1.*platform down"):
+        node.prepare()
+    assert [node.name for node in kafka_nodes(own)] == ["kafka", "kafka-2", "kafka-3"]
+    assert [node.address for node in kafka_nodes(own)] == [f"127.0.0.1:{settings.kafka.port + 2 * i}" for i in range(3)]
