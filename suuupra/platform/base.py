@@ -190,6 +190,11 @@ class Component(ABC):
             lines = []
         return "\n".join(lines)
 
+    def request_stop(self) -> None:
+        """Signals the server to stop without waiting for it; `stop` waits."""
+        if (pid := self.pid()) is not None:
+            os.kill(pid, self.stop_signal)
+
     def stop(self) -> bool:
         pid = self.pid()
         if pid is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
 from suuupra.platform.clickhouse import ClickHouse
 from suuupra.platform.flink_jars import flink_jars_installed, jvm_connectors_built, jvm_connectors_stamp
-from suuupra.platform.kafka import kafka_nodes
+from suuupra.platform.kafka import Kafka, kafka_nodes
 from suuupra.platform.postgres import Postgres
 from suuupra.platform.redis import Redis
 from suuupra.platform.registry import SchemaRegistry
@@ -176,9 +176,14 @@ class Platform:
 
     def _down(self) -> list[str]:
         stopped = []
+        # The nodes of a Kafka cluster all at once: stopped one by one, the last waits for a quorum that is gone
+        # (the stop timeout) before it shuts down.
+        signalled = [c for c in self.components if isinstance(c, Kafka) and c.pid() is not None]
+        for node in signalled:
+            node.request_stop()
         # Reverse order: the registry goes before the database it writes to.
         for component in reversed(self.components):
-            if component.stop():
+            if component.stop() or component in signalled:
                 self.report(f"{component.name}: stopped")
                 stopped.append(component.name)
         return stopped
