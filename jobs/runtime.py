@@ -12,6 +12,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
+from suuupra.job_metrics import serve_job_metrics
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
 from suuupra.settings import Settings, load_settings
 
@@ -93,7 +94,9 @@ def run_job(
     client = env.execute_async(job_name)
     job_id = str(client.get_job_id())
     rest = FlinkRest(f"http://127.0.0.1:{rest_port}")
-    record = record_local_run(settings, job_name, rest.base_url, job_id)
+    metrics_url = serve_job_metrics(rest, job_id, job_name, settings.flink.metrics_port)
+    print(f"{job_name} metrics (Prometheus) on {metrics_url}", flush=True)
+    record = record_local_run(settings, job_name, rest.base_url, job_id, metrics_url)
     reporter = RestartReporter(rest, job_id, job_name, lambda line: print(line, flush=True)).start()
     try:
         client.get_job_execution_result().result()

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class JobHealth:
     last_checkpoint_age_s: float | None
     checkpoints_completed: int
     last_failure: str | None
+    metrics_url: str | None = None  # where `jobs run` serves the job's metrics (a local run's only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,34 +56,35 @@ class FlinkRest:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, **params: Any) -> Any:
+        """The JSON answer of a GET of the REST API (`path` from `/jobs`, `/overview`...)."""
         response = httpx.get(f"{self.base_url}{path}", params=params or None, timeout=REST_TIMEOUT_S)
         response.raise_for_status()
         return response.json()
 
     def jobs(self) -> list[dict[str, Any]]:
-        return list(self._get("/jobs/overview").get("jobs", []))
+        return list(self.get("/jobs/overview").get("jobs", []))
 
     def state(self, job_id: str) -> str:
-        return str(self._get(f"/jobs/{job_id}")["state"])
+        return str(self.get(f"/jobs/{job_id}")["state"])
 
     def restarts(self, job_id: str) -> int:
-        metrics = self._get(f"/jobs/{job_id}/metrics", get="numRestarts")
+        metrics = self.get(f"/jobs/{job_id}/metrics", get="numRestarts")
         return int(float(metrics[0]["value"])) if metrics else 0
 
     def last_failure(self, job_id: str) -> str | None:
-        entries = self._get(f"/jobs/{job_id}/exceptions", maxExceptions=1).get("exceptionHistory", {}).get("entries")
+        entries = self.get(f"/jobs/{job_id}/exceptions", maxExceptions=1).get("exceptionHistory", {}).get("entries")
         return failure_summary(entries[0]) if entries else None
 
     def failures_since(self, job_id: str, timestamp_ms: int) -> list[dict[str, Any]]:
         """The failures recorded after `timestamp_ms`, oldest first."""
-        history = self._get(f"/jobs/{job_id}/exceptions", maxExceptions=100).get("exceptionHistory", {})
+        history = self.get(f"/jobs/{job_id}/exceptions", maxExceptions=100).get("exceptionHistory", {})
         entries = [entry for entry in history.get("entries", []) if int(entry.get("timestamp", 0)) > timestamp_ms]
         return sorted(entries, key=lambda entry: int(entry.get("timestamp", 0)))
 
     def checkpoints(self, job_id: str) -> tuple[int, float | None]:
         """Completed checkpoints and the age of the newest one, in seconds."""
-        stats = self._get(f"/jobs/{job_id}/checkpoints")
+        stats = self.get(f"/jobs/{job_id}/checkpoints")
         completed = int(stats.get("counts", {}).get("completed", 0))
         latest = (stats.get("latest") or {}).get("completed") or {}
         acknowledged = latest.get("latest_ack_timestamp")
@@ -144,12 +146,14 @@ def local_runs_dir(settings: Settings) -> Path:
     return settings.paths.run_dir / "jobs"
 
 
-def record_local_run(settings: Settings, name: str, rest_url: str, job_id: str) -> Path:
-    """Where `suuupra status` finds a job running on this process's mini-cluster; `forget_local_run` removes it."""
+def record_local_run(settings: Settings, name: str, rest_url: str, job_id: str, metrics_url: str | None = None) -> Path:
+    """Where `suuupra status` finds a job running on this process's mini-cluster (and its metrics); the caller removes
+    the record when the job ends."""
     folder = local_runs_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{os.getpid()}.json"
-    path.write_text(json.dumps({"name": name, "pid": os.getpid(), "rest_url": rest_url, "job_id": job_id}))
+    record = {"name": name, "pid": os.getpid(), "rest_url": rest_url, "job_id": job_id, "metrics_url": metrics_url}
+    path.write_text(json.dumps(record))
     return path
 
 
@@ -174,7 +178,8 @@ def job_healths(settings: Settings) -> tuple[list[JobHealth], list[str]]:
     problems: list[str] = []
     for run in local_runs(settings):
         try:
-            healths.append(FlinkRest(run["rest_url"]).health(run["job_id"], run["name"], f"local (pid {run['pid']})"))
+            health = FlinkRest(run["rest_url"]).health(run["job_id"], run["name"], f"local (pid {run['pid']})")
+            healths.append(replace(health, metrics_url=run.get("metrics_url")))
         except httpx.HTTPError as error:
             problems.append(f"{run['name']} (pid {run['pid']}): its REST API at {run['rest_url']} does not answer "
                             f"({type(error).__name__}); it may be starting or stopping")  # fmt: skip

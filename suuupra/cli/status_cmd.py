@@ -33,7 +33,8 @@ def _render(report: PlatformReport) -> None:
         jobs.add_column(column)
     for job in report.jobs:
         checkpoint = f"{_age(job.last_checkpoint_age_s)} ({job.checkpoints_completed} done)"
-        jobs.add_row(job.name, job.where, job.state, str(job.restarts), checkpoint, job.last_failure or "-")
+        where = f"{job.where}\nmetrics: {job.metrics_url}" if job.metrics_url else job.where
+        jobs.add_row(job.name, where, job.state, str(job.restarts), checkpoint, job.last_failure or "-")
     console.print(jobs if report.jobs else "jobs: none running (`suuupra jobs run NAME` or `jobs submit`)")
 
     by_group: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from suuupra.events import EventPublisher
 from suuupra.platform.base import wait_until
@@ -83,6 +86,7 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
         print(f"{component}: healed {time.monotonic() - killed:.1f} s after the kill")
         if component == "clickhouse":
             assert wait_until(lambda: "running again after restart" in output.read_text(), 30, interval=0.5)
+            _assert_metrics_show_the_restart(settings, output.read_text())
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
@@ -90,6 +94,23 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
     if component == "clickhouse":
         assert "restart 1 from its last checkpoint" in output.read_text()
     assert len(_dead_letter_offsets(settings)) == malformed
+
+
+def _assert_metrics_show_the_restart(settings: Settings, output: str) -> None:
+    """The job's metrics, served by `jobs run` on loopback and named by `status`, count its restarts and records."""
+    [url] = re.findall(r"analytics metrics \(Prometheus\) on (http://127\.0\.0\.1:\d+/metrics)", output)
+    [job] = [job for job in platform_report(settings).jobs if job.name == "analytics"]
+    assert job.metrics_url == url
+    samples = {
+        (sample.name, sample.labels.get("task", "")): sample.value
+        for family in text_string_to_metric_families(httpx.get(url, timeout=10).text)
+        for sample in family.samples
+    }
+    assert samples[("suuupra_job_up", "")] == 1
+    assert samples[("suuupra_job_restarts", "")] >= 1
+    source = [value for (name, task), value in samples.items() if name == "suuupra_job_records_out_total"
+              and task.startswith("Source")]  # fmt: skip
+    assert source and source[0] > 0, samples
 
 
 def test_the_job_waits_out_a_registry_outage_without_dead_lettering_what_it_cannot_read_yet(
