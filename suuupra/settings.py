@@ -8,10 +8,14 @@ the profile file ``infra/profiles/<profile>.toml``, then the defaults below (whi
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
+import secrets
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +118,12 @@ class ClickHouseSettings(BaseModel):
     user: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
+    # The dashboards read through this user, which the server lets read and nothing else.
+    reader_user: str = "dashboard"
+    reader_password: SecretStr = SecretStr("")
+
+    def as_reader(self) -> ClickHouseSettings:
+        return self.model_copy(update={"user": self.reader_user, "password": self.reader_password})
 
 
 class RedisSettings(BaseModel):
@@ -211,6 +221,9 @@ class FlinkSettings(BaseModel):
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"
     rest_port: int = 8081
+    # Where `suuupra jobs run` serves the job's metrics in Prometheus' format, on 127.0.0.1; 0: a free port (each
+    # job's is printed at its start and shown by `suuupra status`).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     # The late rule: an event older than the newest event already seen in its Kafka partition by more than this is
     # late (recorded in `late_events`, kept out of the aggregates). No watermark decides anything in the analytics
     # job, so idle or back-pressured partitions neither stall results nor drop events (docs/analytics.md).
@@ -458,14 +471,60 @@ def platform_state_file(*layers: dict[str, Any]) -> Path:
 def record_platform_state(settings: Settings, section: str, values: dict[str, int | str | bool]) -> Path:
     """Writes `values` into `section` of the platform's state file, keeping what else it holds."""
     path = settings.paths.data_dir / PLATFORM_STATE_FILE
-    state = _read_file(path) if path.is_file() else {}
-    state[section] = {**state.get(section, {}), **values}
-    lines = ["# Written by `suuupra platform up`: what this local platform is. Settings files and SUUUPRA_* win."]
+    with _locked(path):
+        state = _read_file(path) if path.is_file() else {}
+        state[section] = {**state.get(section, {}), **values}
+        _write_state(path, state)
+    return path
+
+
+# The local platform's passwords (and the services' signing key): generated once per data folder, never in the code.
+LOCAL_SECRETS = {
+    "postgres": ("password",),
+    "clickhouse": ("password", "reader_password"),
+    "redis": ("password",),
+    "search": ("password",),
+    "services": ("jwt_secret",),
+}
+
+
+def ensure_local_secrets(path: Path) -> None:
+    """Adds to the platform's state file every local secret it lacks, each a fresh random one."""
+    if path.is_file() and _has_secrets(_read_file(path)):
+        return
+    with _locked(path):
+        state = _read_file(path) if path.is_file() else {}
+        for section, keys in LOCAL_SECRETS.items():
+            table = state.setdefault(section, {})
+            for key in keys:
+                table.setdefault(key, secrets.token_urlsafe(24))
+        _write_state(path, state)
+
+
+def _has_secrets(state: dict[str, Any]) -> bool:
+    return all(key in state.get(section, {}) for section, keys in LOCAL_SECRETS.items() for key in keys)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer at a time: two processes starting together must not make two sets of passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    lines = [
+        "# Written by suuupra: what this local platform is (its passwords, the brokers `platform up` started).",
+        "# Readable by this user only. A settings file and SUUUPRA_* variables still win over it.",
+    ]
     for name, table in state.items():
         lines += ["", f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in table.items())]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.chmod(0o600)
+    temporary.replace(path)
 
 
 def load_profile(name: str) -> dict[str, Any]:
@@ -487,9 +546,10 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
         raise SettingsError(f"--profile {profile} conflicts with {ENV_PREFIX}PROFILE={from_environment}: unset one")
     chosen = profile or from_environment or file_values.get("profile") or "local"
     profile_values = load_profile(chosen)
-    state = platform_state_file(profile_values, file_values) if chosen == "local" else None
-    if state is not None and state.is_file():
-        # What `platform up` recorded about the local platform it made (the number of brokers, say) is what it is.
+    if chosen == "local":
+        # What the local platform is: its generated passwords, and what `platform up` recorded (the brokers).
+        state = platform_state_file(profile_values, file_values)
+        ensure_local_secrets(state)
         profile_values = _deep_merge(profile_values, _read_file(state))
     values = _deep_merge(profile_values, file_values)
     values["profile"] = chosen

@@ -18,13 +18,13 @@ from suuupra.cli.context import console, fail, state
 from suuupra.clickhouse.migrate import MigrationError, migrate
 from suuupra.clickhouse.migrate import server_backend as make_server_backend
 from suuupra.clickhouse.panels import PanelError, get_panel, load_panels, run_panel
-from suuupra.settings import Settings
+from suuupra.settings import ClickHouseSettings, Settings
 
 app = typer.Typer(help="ClickHouse schema migrations and dashboard panels.", no_args_is_help=True)
 
 
 @contextmanager
-def _backend(settings: Settings) -> Iterator[ServerBackend]:
+def _backend(settings: Settings | ClickHouseSettings) -> Iterator[ServerBackend]:
     # The driver logs every failed connect with a traceback; the error below already says what went wrong.
     logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
     backend = make_server_backend(settings)
@@ -99,7 +99,7 @@ def query(
         chosen = get_panel(panel)
     except PanelError as error:
         raise fail(str(error)) from error
-    with _backend(settings) as backend:
+    with _backend(settings.clickhouse.as_reader()) as backend:
         try:
             columns, rows = run_panel(backend, chosen.name, settings.clickhouse.database, hours=hours, limit=limit)
         except ValueError as error:

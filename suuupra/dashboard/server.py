@@ -115,7 +115,8 @@ def create_app(
 
     def default_connect() -> ClickHouseBackend:
         # Short timeouts: the page asks again every few seconds, a hung request only delays the error it should show.
-        return server_backend(settings, connect_timeout_s=3.0, send_receive_timeout_s=30.0)
+        # Through the reader: a dashboard has no business writing.
+        return server_backend(settings.clickhouse.as_reader(), connect_timeout_s=3.0, send_receive_timeout_s=30.0)
 
     new_backend = connect or default_connect
     app = FastAPI(title="Suuupra Streams dashboard", docs_url=None, redoc_url=None, openapi_url=None)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from suuupra.settings import Settings
 
 
@@ -64,6 +66,17 @@ def pid_start_time(pid: int) -> str | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def redis_auth_file(data_dir: Path, password: SecretStr | None) -> list[str]:
+    """A Redis-protocol server's password as a config file (readable by us only) to name first on its command line:
+    given as `--requirepass` it would show in the process list. Nothing when there is no password."""
+    if password is None:
+        return []
+    path = data_dir / "auth.conf"
+    path.write_text(f'requirepass "{password.get_secret_value()}"\n')
+    path.chmod(0o600)
+    return [str(path)]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:

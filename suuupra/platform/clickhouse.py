@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,8 +10,9 @@ from string import Template
 
 from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as ClickHouseError
+from pydantic import SecretStr
 
-from suuupra.platform.base import Component, Health, PortSpec
+from suuupra.platform.base import Component, Health, PlatformError, PortSpec
 from suuupra.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "infra" / "templates"
@@ -47,13 +49,30 @@ class ClickHouse(Component):
         }
         config = Template((TEMPLATES / "clickhouse-config.xml").read_text()).substitute(values)
         self.config_file.write_text(config)
-        shutil.copyfile(TEMPLATES / "clickhouse-users.xml", self.data_dir / "users.xml")
+        clickhouse = self.settings.clickhouse
+        if clickhouse.user != "default":
+            raise PlatformError(
+                f"the local ClickHouse has the user 'default', not '{clickhouse.user}' (setting clickhouse.user)"
+            )
+        users = Template((TEMPLATES / "clickhouse-users.xml").read_text()).substitute(
+            default_password_sha256=_sha256(clickhouse.password),
+            reader_user=clickhouse.reader_user,
+            reader_password_sha256=_sha256(clickhouse.reader_password),
+        )
+        self._write_private(self.data_dir / "users.xml", users)
+
+    def _write_private(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        path.chmod(0o600)
 
     def command(self) -> list[str]:
         return ["clickhouse-server", f"--config-file={self.config_file}"]
 
     def health(self) -> Health:
-        client = Client(host="127.0.0.1", port=self.settings.clickhouse.port, connect_timeout=1, send_receive_timeout=3)
+        clickhouse = self.settings.clickhouse
+        client = Client(host="127.0.0.1", port=clickhouse.port, user=clickhouse.user,
+                        password=clickhouse.password.get_secret_value(), connect_timeout=1,
+                        send_receive_timeout=3)  # fmt: skip
         try:
             version = client.execute("SELECT version()")[0][0]
         except (ClickHouseError, OSError, EOFError) as error:
@@ -61,3 +80,7 @@ class ClickHouse(Component):
         finally:
             client.disconnect()
         return Health(True, f"clickhouse {version}")
+
+
+def _sha256(secret: SecretStr) -> str:
+    return hashlib.sha256(secret.get_secret_value().encode()).hexdigest()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import redis
 
-from suuupra.platform.base import Component, Health, PortSpec
+from suuupra.platform.base import Component, Health, PortSpec, redis_auth_file
 
 
 class Redis(Component):
@@ -28,6 +28,7 @@ class Redis(Component):
     def command(self) -> list[str]:
         return [
             "redis-server",
+            *redis_auth_file(self.data_dir, self.settings.redis.password),
             "--port", str(self.settings.redis.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -38,7 +39,9 @@ class Redis(Component):
         ]  # fmt: skip
 
     def health(self) -> Health:
-        client = redis.Redis(host="127.0.0.1", port=self.settings.redis.port, socket_timeout=1)
+        password = self.settings.redis.password
+        client = redis.Redis(host="127.0.0.1", port=self.settings.redis.port, socket_timeout=1,
+                             password=password.get_secret_value() if password else None)  # fmt: skip
         try:
             client.ping()
             info: dict[str, object] = client.info("server")  # type: ignore[assignment]

