@@ -66,7 +66,8 @@ def test_what_platform_up_recorded_is_read_from_the_data_folder_and_files_and_en
     settings = load_settings(profile="local")
     assert (settings.kafka.brokers, settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 3, 2)
     # Every node in the bootstrap list, so a client finds the cluster with any one of them down.
-    assert settings.kafka.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    port = settings.kafka.port
+    assert settings.kafka.bootstrap == f"127.0.0.1:{port},127.0.0.1:{port + 2},127.0.0.1:{port + 4}"
     record_platform_state(settings, "platform", {"startup_timeout_s": 99})
     assert (load_settings(profile="local").kafka.brokers, load_settings().platform.startup_timeout_s) == (3, 99)
     config = tmp_path / "mine.toml"
