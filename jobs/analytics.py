@@ -15,7 +15,8 @@ Counting every event exactly once, whatever the interleaving, idleness, back-pre
 - Everything else is counted. There is no watermark: aggregates are updated as events come (folded per
   mini-batch, upserted by key into ReplacingMergeTrees), so no window closes before a straggler can reach it, an
   idle partition stalls nothing, and the current minute shows on the dashboards within seconds.
-- A record that cannot be decoded goes to the dead-letter topic with its bytes and the reason.
+- A record that cannot be decoded, or cannot be a true event (an unknown type, another type's schema, an impossible
+  value: connectors/flink/events.py), goes to the dead-letter topic with its bytes and the reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from connectors.flink.tables import (
     sql_string,
     with_clause,
 )
+from jobs.decoding import topic_event_types
 from suuupra.settings import Settings
 
 JOB_NAME = "analytics"
@@ -155,7 +157,8 @@ def _declare_sources(
         group_id=f"{flink.consumer_group_prefix}-{JOB_NAME}", bounded=bounded,
         registry_url=settings.registry.ccompat_url, fields=DECODED_FIELDS, event_time_field="event_time",
         event_time_range_ms=flink.event_time_range_ms, late_bound_ms=flink.max_out_of_orderness_s * 1000,
-        payload_json=True,
+        payload_json=True, event_types=topic_event_types(settings, source_topics(settings)),
+        max_string_bytes=flink.max_string_bytes,
     ))  # fmt: skip
     views = {
         "events": "SELECT * FROM sequenced WHERE ok",

@@ -10,7 +10,16 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.flink.events import EventsView, dead_letter_select, declare_dead_letter_sink, register_events_view
 from connectors.flink.tables import DecodedField
+from schemas import default_catalog
 from suuupra.settings import Settings
+
+
+def topic_event_types(settings: Settings, topics: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The catalogue's event types published to these Kafka topics: type -> (schema full name, topic). A job's
+    decoder dead-letters any other type it meets there, and a type written with another type's schema."""
+    catalog = default_catalog()
+    resolved = {name: settings.topics.resolve(event.topic) for name, event in catalog.events.items()}
+    return {name: (catalog.events[name].record_name, topic) for name, topic in resolved.items() if topic in topics}
 
 
 def declare_decoded(
@@ -29,7 +38,8 @@ def declare_decoded(
         name="decoded", kafka=settings.kafka.client_config(), topics=sorted(set(topics)),
         group_id=f"{settings.flink.consumer_group_prefix}-{job_name}", bounded=bounded,
         registry_url=settings.registry.ccompat_url, fields=fields, event_time_field="event_time",
-        event_time_range_ms=settings.flink.event_time_range_ms,
+        event_time_range_ms=settings.flink.event_time_range_ms, event_types=topic_event_types(settings, topics),
+        max_string_bytes=settings.flink.max_string_bytes,
     ))  # fmt: skip
     t_env.execute_sql("CREATE TEMPORARY VIEW events AS SELECT * FROM decoded WHERE ok")
     declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)

@@ -33,6 +33,7 @@ from connectors.flink.tables import (
     sql_string,
     with_clause,
 )
+from jobs.decoding import topic_event_types
 from suuupra.search.cowatch import DAY_MS, UPSERT_QUERY
 from suuupra.search.index import DOC_COLUMNS, GUARD_SCRIPT, IndexNames
 from suuupra.settings import Settings, load_settings
@@ -128,6 +129,7 @@ def _decoded(
         name=f"{name}_decoded", kafka=settings.kafka.client_config(), topics=[topic], group_id=group, bounded=bounded,
         registry_url=settings.registry.ccompat_url, fields=fields, event_time_field="event_time",
         event_time_range_ms=settings.flink.event_time_range_ms, payload_json=payload_json,
+        event_types=topic_event_types(settings, [topic]), max_string_bytes=settings.flink.max_string_bytes,
     ))  # fmt: skip
     t_env.execute_sql(f"CREATE TEMPORARY VIEW {name}_events AS SELECT * FROM {name}_decoded WHERE ok")
 

@@ -232,6 +232,9 @@ class FlinkSettings(BaseModel):
     # such a record goes to the dead-letter topic (`invalid_event_time`) instead of a dashboard's year 2200.
     event_time_valid_from: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     event_time_valid_until: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    # No text field of this platform's events is anywhere near this long: a longer one is garbage or an attack, and
+    # would otherwise travel into ClickHouse rows, feature keys and the search index (`invalid_value`).
+    max_string_bytes: int = Field(default=64 * 1024, gt=0)
     # Aggregates are updated continuously; Flink folds the updates of this long into one write per key.
     mini_batch_latency_ms: int = Field(default=1000, gt=0)
     mini_batch_rows: int = Field(default=20_000, gt=0)
@@ -332,9 +335,15 @@ class PathSettings(BaseModel):
         default=PROJECT_ROOT / "connectors" / "jvm", description="The Maven project of the jobs' JVM functions."
     )
 
+    lib: Path | None = Field(
+        default=None,
+        description="The JVM components (jobs' jars among them); <data_dir>/lib. A checkout of its own can run its "
+        "jobs against a shared platform's data folder with the jars it built itself.",
+    )
+
     @property
     def lib_dir(self) -> Path:
-        return self.data_dir / "lib"
+        return self.lib if self.lib is not None else self.data_dir / "lib"
 
     @property
     def run_dir(self) -> Path:

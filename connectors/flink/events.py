@@ -9,16 +9,20 @@ Java or Python objects on the way.
 Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_topic`, `kafka_partition`,
 `kafka_offset`, `ok`, `error`, `error_code`, `payload_json` (NULL unless asked for), the decoded fields, `high_ms`
 (the newest event time of the partition so far, this event included; NULL without a late rule) and `is_late`. A
-record that cannot be read, or whose event time is outside `event_time_range_ms`, has `ok` false and the reason
-(`malformed_record`, `unknown_schema`, `incompatible_schema`, `invalid_event_time`): `dead_letter_insert` sends such
-records, byte for byte, to the dead-letter topic with the `dlq.*` headers of connectors/kafka/dead_letter.py.
+record that cannot be read, or cannot be a true event of its topic, has `ok` false and the reason code:
+`malformed_record`, `unknown_schema`, `incompatible_schema` (unreadable); `invalid_event_time` (outside
+`event_time_range_ms`); `unknown_event_type` (a type not in `event_types`, or not of this topic); `schema_mismatch`
+(written with another type's schema, or an `event_type` header naming another type); `invalid_value` (a negative
+count, amount or duration, an id that is empty, null-ish or not a UUID where the schema says uuid, a string over
+`max_string_bytes`). `dead_letter_insert` sends such records, byte for byte, to the dead-letter topic with the
+`dlq.*` headers of connectors/kafka/dead_letter.py.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
@@ -45,6 +49,9 @@ class EventsView:
     event_time_range_ms: tuple[int, int]
     late_bound_ms: int | None = None  # None: no late rule (every readable event is on time)
     payload_json: bool = False  # the payload's other fields as JSON text (one encoding per record)
+    # The event types the topics carry: type -> (writer schema's full name, Kafka topic). Empty: no check.
+    event_types: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    max_string_bytes: int | None = None  # None: no limit on a string field's length
 
     def config_json(self) -> str:
         kafka = {key: str(value) for key, value in self.kafka.items()}
@@ -62,6 +69,9 @@ class EventsView:
             "payload_json": self.payload_json,
             "event_time_min_ms": self.event_time_range_ms[0],
             "event_time_max_ms": self.event_time_range_ms[1],
+            "event_types": {name: {"schema": schema, "topic": topic}
+                            for name, (schema, topic) in self.event_types.items()},
+            "max_string_bytes": self.max_string_bytes,
         })  # fmt: skip
 
 

@@ -4,9 +4,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
+import org.apache.avro.LogicalType;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.util.Utf8;
 
 /**
  * A writer's schema, its datum reader, which of its fields payload_json holds (all but the envelope's, sorted by
@@ -24,6 +26,15 @@ public final class WriterSchema {
     private final byte[][] payloadKeys;
     private String[] lookedUp;
     private int[] positions;
+    /** Where event_type is (-1: the writer has none). */
+    final int eventTypePosition;
+    // What {@link #invalidValue} checks, found once per schema: counts, amounts and durations (int and long fields
+    // that are not timestamps), UUID ids, other ids, and every string (top level, or in an array).
+    private final Schema.Field[] numbers;
+    private final Schema.Field[] uuids;
+    private final Schema.Field[] ids;
+    private final Schema.Field[] strings;
+    private final Schema.Field[] stringArrays;
 
     WriterSchema(Schema schema) {
         this.schema = schema;
@@ -44,6 +55,138 @@ public final class WriterSchema {
             key.writeRaw(':');
             payloadKeys[i] = key.toByteArray();
         }
+        Schema.Field eventType = schema.getField("event_type");
+        eventTypePosition = eventType == null ? -1 : eventType.pos();
+        List<Schema.Field> numberFields = new ArrayList<>();
+        List<Schema.Field> uuidFields = new ArrayList<>();
+        List<Schema.Field> idFields = new ArrayList<>();
+        List<Schema.Field> stringFields = new ArrayList<>();
+        List<Schema.Field> arrayFields = new ArrayList<>();
+        for (Schema.Field field : schema.getFields()) {
+            Schema type = nonNull(field.schema());
+            LogicalType logical = type.getLogicalType();
+            switch (type.getType()) {
+                case INT, LONG -> {
+                    if (logical == null) {
+                        numberFields.add(field);
+                    }
+                }
+                case STRING -> {
+                    stringFields.add(field);
+                    if (logical != null && "uuid".equals(logical.getName())) {
+                        uuidFields.add(field);
+                    } else if (field.name().endsWith("_id")) {
+                        idFields.add(field);
+                    }
+                }
+                case ARRAY -> {
+                    if (nonNull(type.getElementType()).getType() == Schema.Type.STRING) {
+                        arrayFields.add(field);
+                    }
+                }
+                default -> { }
+            }
+        }
+        numbers = numberFields.toArray(new Schema.Field[0]);
+        uuids = uuidFields.toArray(new Schema.Field[0]);
+        ids = idFields.toArray(new Schema.Field[0]);
+        strings = stringFields.toArray(new Schema.Field[0]);
+        stringArrays = arrayFields.toArray(new Schema.Field[0]);
+    }
+
+    /** The branch of a ["null", T] union that is not null; any other schema as it is. */
+    private static Schema nonNull(Schema schema) {
+        if (schema.getType() != Schema.Type.UNION) {
+            return schema;
+        }
+        for (Schema branch : schema.getTypes()) {
+            if (branch.getType() != Schema.Type.NULL) {
+                return branch;
+            }
+        }
+        return schema;
+    }
+
+    /**
+     * Why a decoded record holds a value no event of this platform can have, or null when it holds none: a negative
+     * count, amount or duration; an id that is empty, a null-ish word ("null", "None", "undefined") or, for a UUID
+     * field, not a UUID or the nil UUID; a string longer than {@code maxStringBytes} (UTF-8).
+     */
+    public String invalidValue(GenericRecord record, long maxStringBytes) {
+        for (Schema.Field field : numbers) {
+            if (record.get(field.pos()) instanceof Number number && number.longValue() < 0) {
+                return field.name() + " is " + number + ", and no count, amount or duration is negative";
+            }
+        }
+        for (Schema.Field field : strings) {
+            Object value = record.get(field.pos());
+            long length = value instanceof Utf8 utf8 ? utf8.getByteLength()
+                    : value instanceof CharSequence text ? text.length() : 0;
+            if (length > maxStringBytes) {
+                return field.name() + " is " + length + " bytes long, over the limit of " + maxStringBytes;
+            }
+        }
+        for (Schema.Field field : stringArrays) {
+            if (record.get(field.pos()) instanceof Iterable<?> items) {
+                long total = 0;
+                for (Object item : items) {
+                    total += item instanceof Utf8 utf8 ? utf8.getByteLength()
+                            : item instanceof CharSequence text ? text.length() : 0;
+                }
+                if (total > maxStringBytes) {
+                    return field.name() + " holds " + total + " bytes of text, over the limit of " + maxStringBytes;
+                }
+            }
+        }
+        for (Schema.Field field : uuids) {
+            Object value = record.get(field.pos());
+            if (value != null && !isUuid(value.toString())) {
+                return field.name() + " '" + clip(value.toString()) + "' is not a UUID (or is the nil UUID)";
+            }
+        }
+        for (Schema.Field field : ids) {
+            Object value = record.get(field.pos());
+            if (value != null && isNullish(value.toString())) {
+                return field.name() + " '" + clip(value.toString()) + "' is not an id";
+            }
+        }
+        return null;
+    }
+
+    /** Canonical 8-4-4-4-12 hex text, not all zeros. */
+    static boolean isUuid(String text) {
+        if (text.length() != 36) {
+            return false;
+        }
+        boolean zero = true;
+        for (int i = 0; i < 36; i++) {
+            char c = text.charAt(i);
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (c != '-') {
+                    return false;
+                }
+            } else if (Character.digit(c, 16) < 0) {
+                return false;
+            } else if (c != '0') {
+                zero = false;
+            }
+        }
+        return !zero;
+    }
+
+    static boolean isNullish(String text) {
+        String trimmed = text.strip();
+        return trimmed.isEmpty() || trimmed.equalsIgnoreCase("null") || trimmed.equalsIgnoreCase("none")
+                || trimmed.equalsIgnoreCase("nil") || trimmed.equalsIgnoreCase("undefined");
+    }
+
+    private static String clip(String text) {
+        return text.length() <= 64 ? text : text.substring(0, 64) + "...";
+    }
+
+    /** The record's event_type as text (null when the writer has no such field or it is null). */
+    public Object eventType(GenericRecord record) {
+        return eventTypePosition < 0 ? null : record.get(eventTypePosition);
     }
 
     public String fullName() {

@@ -1,5 +1,6 @@
 package com.suuupra.flink.events;
 
+import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +34,10 @@ import com.suuupra.flink.avro.JsonBytes;
  * <p>Decoding: Confluent-framed Avro by the writer's schema (from the registry), the asked-for top-level fields by
  * name (absent ones NULL), the rest of the payload as JSON. Strings go from Avro's UTF-8 bytes into the row without
  * ever becoming Java strings. A record that cannot be read, or whose event time is outside the accepted range, is
- * emitted with {@code ok = false}, its key and value bytes, and the reason, for a dead-letter sink.
+ * emitted with {@code ok = false}, its key and value bytes, and the reason, for a dead-letter sink. So is a readable
+ * one that cannot be a true event of its topic: an event type the topic does not carry, a writer's schema or an
+ * {@code event_type} header of another type than its event_type field, or an impossible value (see
+ * {@link com.suuupra.flink.avro.WriterSchema#invalidValue}).
  *
  * <p>The late rule (unless the configuration has none): a readable event more than {@code lateBoundMs} older than the
  * newest event already seen in its Kafka partition is marked late. Records of one partition reach this operator in offset order (it is chained to
@@ -43,6 +47,9 @@ import com.suuupra.flink.avro.JsonBytes;
 final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
     static final String INVALID_EVENT_TIME = "invalid_event_time";
+    static final String UNKNOWN_EVENT_TYPE = "unknown_event_type";
+    static final String SCHEMA_MISMATCH = "schema_mismatch";
+    static final String INVALID_VALUE = "invalid_value";
 
     private final EventsConfig config;
 
@@ -105,17 +112,56 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
             int[] positions = avro.writer().positions(names);
             Object time = config.eventTimePosition < 0 || positions[config.eventTimePosition] < 0
                     ? null : event.get(positions[config.eventTimePosition]);
-            if (!(time instanceof Long eventTime) || eventTime < config.eventTimeMinMs
+            String invalid;
+            if (!checkEventType(record, event)) {
+                // failed() has been called with the reason
+            } else if (!(time instanceof Long eventTime) || eventTime < config.eventTimeMinMs
                     || eventTime >= config.eventTimeMaxMs) {
                 failed(record, INVALID_EVENT_TIME, config.eventTimeField + " " + time + " of "
                         + avro.writer().fullName() + " is not an epoch-millisecond time in [" + config.eventTimeMinMs
                         + ", " + config.eventTimeMaxMs + ")");
+            } else if ((invalid = avro.writer().invalidValue(event, config.maxStringBytes)) != null) {
+                failed(record, INVALID_VALUE, avro.writer().fullName() + ": " + invalid);
             } else {
                 decoded(event, positions, record, eventTime);
             }
         }
         writer.complete();
         out.collect(row);
+    }
+
+    /**
+     * Whether the record's event type is one its topic carries, written with that type's schema and not contradicted
+     * by its {@code event_type} header; otherwise the record has failed, with the reason.
+     */
+    private boolean checkEventType(RawRecord record, GenericRecord event) {
+        Object value = avro.writer().eventType(event);
+        String type = value == null ? null : value.toString();
+        if (!config.eventTypes.isEmpty()) {
+            String[] expected = type == null ? null : config.eventTypes.get(type);
+            if (expected == null || !expected[1].equals(record.topic)) {
+                failed(record, UNKNOWN_EVENT_TYPE, "event type '" + clip(type) + "' (schema "
+                        + avro.writer().fullName() + ") is not one this job reads from topic " + record.topic);
+                return false;
+            }
+            if (!expected[0].equals(avro.writer().fullName())) {
+                failed(record, SCHEMA_MISMATCH, "event type '" + type + "' is written with schema "
+                        + avro.writer().fullName() + ", not its own " + expected[0]);
+                return false;
+            }
+        }
+        if (record.eventTypeHeader != null && type != null
+                && !type.equals(new String(record.eventTypeHeader, StandardCharsets.UTF_8))) {
+            failed(record, SCHEMA_MISMATCH, "the event_type header says '"
+                    + clip(new String(record.eventTypeHeader, StandardCharsets.UTF_8)) + "', the event says '" + type
+                    + "'");
+            return false;
+        }
+        return true;
+    }
+
+    private static String clip(String text) {
+        return text == null || text.length() <= 100 ? text : text.substring(0, 100) + "...";
     }
 
     private void failed(RawRecord record, String code, String reason) {

@@ -58,6 +58,13 @@ final class EventsConfig implements Serializable {
     final boolean payloadJson;
     final long eventTimeMinMs;
     final long eventTimeMaxMs;
+    /**
+     * The event types the job's topics may carry: type -> {schema full name, Kafka topic}. Empty: any type (no
+     * check). A record of another type, on another topic, or written with another type's schema is dead-lettered.
+     */
+    final Map<String, String[]> eventTypes;
+    /** A string field (or array of strings) longer than this, in UTF-8 bytes, is an invalid value. */
+    final long maxStringBytes;
 
     private EventsConfig(JsonNode json) {
         name = text(json, "name");
@@ -95,6 +102,10 @@ final class EventsConfig implements Serializable {
         payloadJson = json.path("payload_json").asBoolean(true);
         eventTimeMinMs = json.path("event_time_min_ms").asLong(Long.MIN_VALUE);
         eventTimeMaxMs = json.path("event_time_max_ms").asLong(Long.MAX_VALUE);
+        eventTypes = new LinkedHashMap<>();
+        json.path("event_types").fields().forEachRemaining(e -> eventTypes.put(e.getKey(),
+                new String[] {e.getValue().path("schema").asText(), e.getValue().path("topic").asText()}));
+        maxStringBytes = json.path("max_string_bytes").asLong(Long.MAX_VALUE);
     }
 
     static EventsConfig parse(String json) {
