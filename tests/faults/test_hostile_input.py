@@ -147,6 +147,8 @@ class JobCase:
     events: Callable[[Settings], list[dict[str, Any]]]
     # The job's results for the valid events compared with the independent computation: empty when equal.
     differences: Callable[[Settings, list[dict[str, Any]]], Any]
+    # What must happen once the first events are in Kafka and before the job starts (fitting a model on them).
+    prepare: Callable[[Settings], None] | None = None
 
 
 def run_case(case: JobCase, settings: Settings, tmp_path: Path, tail: int = 200) -> None:
@@ -157,6 +159,8 @@ def run_case(case: JobCase, settings: Settings, tmp_path: Path, tail: int = 200)
     published = Published()
     publish(settings, list(interleave(events[:-tail], hostile, tail=0)), published)
     assert len(published.hostile) == len(hostile)
+    if case.prepare is not None:
+        case.prepare(settings)
     job = start(settings, case.name, case.environment(settings), tmp_path / f"{case.name}.log")
     try:
         settled = wait_until(lambda: not account_for(settings, case.name, published), 180, interval=2)

@@ -6,6 +6,7 @@ checkpoint, with the engine restarted twice, must end identical to the uninterru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -222,3 +223,54 @@ def test_kill_restore_and_engine_restarts_end_identical_to_the_uninterrupted_run
         _kill(restored)
     _restart_engine(platform)
     assert _state(settings, version) == world.uninterrupted
+
+
+def test_hostile_records_are_dead_lettered_and_the_index_and_graph_stay_exact(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """The hostile corpus (tests/faults/test_hostile_input.py) against the indexing job: every hostile record on the
+    content and clickstream topics dead-lettered with a reason of its kind, the job RUNNING without a restart, and
+    the index and the co-watch graph exactly those of the valid events, those published after the corpus too."""
+    from tests.faults.test_hostile_input import JobCase, run_case
+
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    settings = _with_search(isolated, isolated.search.index, group, tmp_path / "checkpoints",
+                            models_dir=tmp_path / "models")  # fmt: skip
+    content = content_stream(CatalogueProfile(seed=31, items=200, duplicate_pairs=5))
+    views = view_stream(sorted(expected_documents(content.events)), ViewProfile(seed=32, sessions=400))
+
+    def fit(settings: Settings) -> None:
+        fitted = subprocess.run([SUUUPRA, "index", "fit", "--dim", "32"], env=_environment(settings),
+                                capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert fitted.returncode == 0, fitted.stdout + fitted.stderr
+
+    def differences(settings: Settings, valid: list[dict[str, Any]]) -> dict[str, int]:
+        embedder = ModelStore(settings.embedder_models_dir).load()
+        documents, edges = _state(settings, embedder.version)
+        expected = expected_rows([e for e in valid if str(e["event_type"]).startswith("content.")], embedder)
+        cowatch = expected_cowatch([e for e in valid if str(e["event_type"]).startswith("clickstream.")],
+                                   settings.search.cowatch_window_s * 1000)  # fmt: skip
+        wrong_documents = sum(documents.get(key) != row for key, row in expected.items())
+        wrong_edges = sum(edges.get(key) != count for key, count in cowatch.items())
+        wrong = {
+            "documents": wrong_documents + len(documents.keys() - expected.keys()),
+            "edges": wrong_edges + len(edges.keys() - cowatch.keys()),
+        }
+        return {name: count for name, count in wrong.items() if count}
+
+    case = JobCase(
+        "indexing",
+        lambda settings: [settings.topics.content, settings.topics.clickstream],
+        _environment,
+        lambda _settings: [*content.events, *views.events],
+        differences,
+        prepare=fit,
+    )
+    try:
+        run_case(case, settings, tmp_path)
+    finally:
+        client = engine_client(settings)
+        with contextlib.suppress(Exception):
+            SearchIndex(client, settings, ModelStore(settings.embedder_models_dir).load().version).drop()
+        CoWatchGraph(client, settings).drop()
+        client.close()

@@ -212,3 +212,31 @@ def test_every_payment_gets_one_effective_decision_across_a_kill_and_the_saga_fo
     assert sorted((p, d) for p, d, _ in rows) == sorted((p, e["decision"]) for p, e in first.items())
     running = load_model(settings).version
     assert {version for *_, version in rows} == {e["model_version"] for e in first.values()} == {running}
+
+
+def test_hostile_records_are_dead_lettered_and_every_valid_payment_is_decided(
+    job_world: Settings, tmp_path: Path
+) -> None:
+    """The hostile corpus (tests/faults/test_hostile_input.py) against the fraud job: every hostile record on the
+    payment topic dead-lettered with a reason of its kind, the job RUNNING without a restart, and every valid
+    payment.initiated decided, those published after the corpus too."""
+    from suuupra.simulate.journeys import generate
+    from tests.faults.test_hostile_input import JobCase, run_case
+    from tests.jobs.analytics_support import journeys
+
+    def undecided(settings: Settings, valid: list[dict[str, Any]]) -> list[str]:
+        _initiated, decided = _decisions(settings)
+        return [str(event["payment_id"]) for event in valid
+                if event["event_type"] == "payment.initiated" and str(event["payment_id"]) not in decided]  # fmt: skip
+
+    case = JobCase(
+        "fraud",
+        lambda settings: [settings.topics.payment],
+        lambda settings: {
+            **os.environ,
+            **environment_overrides(settings, "topics", "flink", "features", "fraud", "clickhouse"),
+        },
+        lambda _settings: [event.value for event in generate(journeys(seed=93), 1500)],
+        undecided,
+    )
+    run_case(case, job_world, tmp_path)
