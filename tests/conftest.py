@@ -10,6 +10,7 @@ import pytest
 
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.features.store import apply, remove
+from suuupra.flink_cluster import FlinkCluster
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings, load_settings
@@ -72,3 +73,12 @@ def feature_settings(job_settings: Settings, tmp_path: Path) -> Iterator[Setting
     apply(own)
     yield own
     remove(own)
+
+
+@pytest.fixture
+def session_cluster(settings: Settings) -> Iterator[FlinkCluster]:
+    """A standalone Flink session cluster for the test, stopped afterwards."""
+    cluster = FlinkCluster(settings)
+    cluster.start()
+    yield cluster
+    cluster.stop()

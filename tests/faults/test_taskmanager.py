@@ -8,9 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from suuupra.flink_cluster import FlinkCluster
 from suuupra.flink_jobs import FlinkRest
@@ -27,14 +24,6 @@ from tests.jobs.analytics_support import (
 )
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-def session_cluster(settings: Settings) -> Iterator[FlinkCluster]:
-    cluster = FlinkCluster(settings)
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 def test_the_job_restarts_on_the_taskmanager_flink_up_brings_back(

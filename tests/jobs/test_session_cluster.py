@@ -4,10 +4,7 @@ package) finishes its bounded input, and its results in ClickHouse are exactly t
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from suuupra.flink_cluster import FlinkCluster
 from suuupra.platform.base import wait_until
@@ -21,14 +18,6 @@ from tests.jobs.analytics_support import (
     _publish,
     raw_rows,
 )
-
-
-@pytest.fixture
-def session_cluster(settings: Settings) -> Iterator[FlinkCluster]:
-    cluster = FlinkCluster(settings)
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 def test_submitted_job_finishes_its_bounded_input_into_clickhouse(
