@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from bench.support import payment, start_job, summary, view
+from bench.support import bench_settings, payment, start_job, summary, view
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import EventPublisher
 from suuupra.features.store import apply, feature_store, online_features, remove
@@ -117,13 +117,8 @@ def main() -> None:
     log_dir = args.logs or Path(f"/tmp/bench-fraud-{run_id}")
     log_dir.mkdir(parents=True, exist_ok=True)
     with isolated_environment(base, f"bench-fraud-{run_id}") as isolated:
-        database = f"bench_fraud_{run_id}"
-        settings = isolated.model_copy(update={
-            "features": isolated.features.model_copy(update={"repo_dir": log_dir / "feature_store"}),
-            "clickhouse": isolated.clickhouse.model_copy(update={"database": database}),
-            "flink": isolated.flink.model_copy(update={"checkpoint_dir": log_dir / "checkpoints",
-                                                       "consumer_group_prefix": f"bench-fraud-{run_id}"}),
-        })  # fmt: skip
+        settings = bench_settings(isolated, f"bench-fraud-{run_id}", log_dir)
+        database = settings.clickhouse.database
         backend = server_backend(settings)
         migrate(backend, database)
         apply(settings)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psycopg
 
-from bench.support import SUUUPRA, percentile, start_job, view
+from bench.support import SUUUPRA, bench_settings, percentile, start_job, view
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import EventPublisher
 from suuupra.features.store import apply, remove
@@ -243,14 +243,9 @@ def main() -> None:
     log_dir = args.logs or Path(f"/tmp/soak-{run_id}")
     log_dir.mkdir(parents=True, exist_ok=True)
     with isolated_environment(base, f"soak-{run_id}") as isolated:
-        database = f"soak_{run_id}"
-        settings = isolated.model_copy(update={
-            "features": isolated.features.model_copy(update={"repo_dir": log_dir / "feature_store"}),
-            "clickhouse": isolated.clickhouse.model_copy(update={"database": database}),
-            "flink": isolated.flink.model_copy(update={"checkpoint_dir": log_dir / "checkpoints",
-                                                       "consumer_group_prefix": f"soak-{run_id}"}),
-            "services": isolated.services.model_copy(update={"fraud_standin": True}),
-        })  # fmt: skip
+        own = bench_settings(isolated, f"soak-{run_id}", log_dir)
+        settings = own.model_copy(update={"services": own.services.model_copy(update={"fraud_standin": True})})
+        database = settings.clickhouse.database
         backend = server_backend(settings)
         migrate(backend, database)
         if "features" in jobs:

@@ -34,6 +34,17 @@ def start_job(settings: Settings, name: str, log_dir: Path) -> subprocess.Popen[
                             stderr=subprocess.STDOUT)  # fmt: skip
 
 
+def bench_settings(isolated: Settings, name: str, log_dir: Path) -> Settings:
+    """The isolated settings with a ClickHouse database, a Feast repository, checkpoints and consumer groups of the
+    benchmark's own (`name`, e.g. bench-fraud-<id>; the database is `name` with underscores)."""
+    return isolated.model_copy(update={
+        "features": isolated.features.model_copy(update={"repo_dir": log_dir / "feature_store"}),
+        "clickhouse": isolated.clickhouse.model_copy(update={"database": name.replace("-", "_")}),
+        "flink": isolated.flink.model_copy(update={"checkpoint_dir": log_dir / "checkpoints",
+                                                   "consumer_group_prefix": name}),
+    })  # fmt: skip
+
+
 def payment(user: str, now_ms: int) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()), "event_type": "payment.initiated", "event_time": now_ms,

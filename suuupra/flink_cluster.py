@@ -105,16 +105,20 @@ class FlinkCluster:
             if job["state"] == "RUNNING":
                 httpx.patch(f"{self.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
 
+    def _taskmanager_pid_files(self) -> dict[Path, list[int]]:
+        """Each TaskManager pid file of this cluster with the pids in it that still run (it keeps one killed -9)."""
+        return {
+            pid_file: [int(word) for word in pid_file.read_text().split() if word.isdigit() and pid_alive(int(word))]
+            for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid")
+        }
+
     def taskmanager_pids(self) -> list[int]:
-        """The TaskManager processes this cluster started that still run (the pid file keeps one killed -9)."""
-        pids: list[int] = []
-        for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid"):
-            pids += [int(line) for line in pid_file.read_text().split() if line.isdigit() and pid_alive(int(line))]
-        return pids
+        """The TaskManager processes this cluster started that still run."""
+        return [pid for pids in self._taskmanager_pid_files().values() for pid in pids]
 
     def _forget_dead_taskmanagers(self) -> None:
-        for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid"):
-            alive = [line for line in pid_file.read_text().split() if line.isdigit() and pid_alive(int(line))]
+        # So the file names only TaskManagers that run: `taskmanager.sh stop` signals what it lists.
+        for pid_file, alive in self._taskmanager_pid_files().items():
             pid_file.write_text("".join(f"{pid}\n" for pid in alive))
 
     def _run_script(self, script: str, action: str) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.kafka.config import ConfigValue
+from suuupra.private_file import write_private
 
 ENV_PREFIX = "SUUUPRA_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +63,18 @@ class KafkaSettings(BaseModel):
     )
     heap: str = "1g"
 
+    def node_port(self, node: int) -> int:
+        """The broker port of node `node` (1-based) of the local cluster; its controller listens on the next one."""
+        return self.port + 2 * (node - 1)
+
+    def node_controller_port(self, node: int) -> int:
+        return self.controller_port + 2 * (node - 1)
+
     @property
     def bootstrap(self) -> str:
         # Every node of a local cluster, so clients still find it with any one of them down.
-        return self.bootstrap_servers or ",".join(f"{self.host}:{self.port + 2 * node}" for node in range(self.brokers))
+        nodes = range(1, self.brokers + 1)
+        return self.bootstrap_servers or ",".join(f"{self.host}:{self.node_port(node)}" for node in nodes)
 
     def client_config(self) -> dict[str, ConfigValue]:
         """librdkafka settings shared by producers, consumers and the admin client."""
@@ -497,10 +506,10 @@ LOCAL_SECRETS = {
 }
 
 
-def ensure_local_secrets(path: Path) -> None:
-    """Adds to the platform's state file every local secret it lacks, each a fresh random one."""
-    if path.is_file() and _has_secrets(_read_file(path)):
-        return
+def ensure_local_secrets(path: Path) -> dict[str, Any]:
+    """The platform's state file, first given every local secret it lacks (each a fresh random one)."""
+    if path.is_file() and _has_secrets(state := _read_file(path)):
+        return state
     with _locked(path):
         state = _read_file(path) if path.is_file() else {}
         for section, keys in LOCAL_SECRETS.items():
@@ -508,6 +517,7 @@ def ensure_local_secrets(path: Path) -> None:
             for key in keys:
                 table.setdefault(key, secrets.token_urlsafe(24))
         _write_state(path, state)
+    return state
 
 
 def _has_secrets(state: dict[str, Any]) -> bool:
@@ -531,8 +541,7 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     for name, table in state.items():
         lines += ["", f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in table.items())]
     temporary = path.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    temporary.chmod(0o600)
+    write_private(temporary, "\n".join(lines) + "\n")
     temporary.replace(path)
 
 
@@ -557,9 +566,8 @@ def load_settings(config_file: Path | None = None, profile: str | None = None) -
     profile_values = load_profile(chosen)
     if chosen == "local":
         # What the local platform is: its generated passwords, and what `platform up` recorded (the brokers).
-        state = platform_state_file(profile_values, file_values)
-        ensure_local_secrets(state)
-        profile_values = _deep_merge(profile_values, _read_file(state))
+        state = ensure_local_secrets(platform_state_file(profile_values, file_values))
+        profile_values = _deep_merge(profile_values, state)
     values = _deep_merge(profile_values, file_values)
     values["profile"] = chosen
     try:

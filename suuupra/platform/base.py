@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from suuupra.private_file import write_private
 from suuupra.settings import Settings
 
 
@@ -74,8 +75,7 @@ def redis_auth_file(data_dir: Path, password: SecretStr | None) -> list[str]:
     if password is None:
         return []
     path = data_dir / "auth.conf"
-    path.write_text(f'requirepass "{password.get_secret_value()}"\n')
-    path.chmod(0o600)
+    write_private(path, f'requirepass "{password.get_secret_value()}"\n')
     return [str(path)]
 
 

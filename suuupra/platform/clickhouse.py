@@ -13,6 +13,7 @@ from clickhouse_driver.errors import Error as ClickHouseError
 from pydantic import SecretStr
 
 from suuupra.platform.base import Component, Health, PlatformError, PortSpec
+from suuupra.private_file import write_private
 from suuupra.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "infra" / "templates"
@@ -59,11 +60,7 @@ class ClickHouse(Component):
             reader_user=clickhouse.reader_user,
             reader_password_sha256=_sha256(clickhouse.reader_password),
         )
-        self._write_private(self.data_dir / "users.xml", users)
-
-    def _write_private(self, path: Path, text: str) -> None:
-        path.write_text(text)
-        path.chmod(0o600)
+        write_private(self.data_dir / "users.xml", users)
 
     def command(self) -> list[str]:
         return ["clickhouse-server", f"--config-file={self.config_file}"]

@@ -44,11 +44,11 @@ class Kafka(Component):
 
     @property
     def broker_port(self) -> int:
-        return broker_port(self.settings, self.node)
+        return self.settings.kafka.node_port(self.node)
 
     @property
     def controller_port(self) -> int:
-        return self.settings.kafka.controller_port + 2 * (self.node - 1)
+        return self.settings.kafka.node_controller_port(self.node)
 
     @property
     def cluster_id_file(self) -> Path:
@@ -118,7 +118,7 @@ class Kafka(Component):
         else:
             # A static quorum of every node: formatted alike, no node is special at start.
             properties["controller.quorum.voters"] = ",".join(
-                f"{node}@127.0.0.1:{kafka.controller_port + 2 * (node - 1)}" for node in nodes
+                f"{node}@127.0.0.1:{kafka.node_controller_port(node)}" for node in nodes
             )
         return "".join(f"{key}={value}\n" for key, value in properties.items())
 
@@ -178,10 +178,6 @@ class Kafka(Component):
             return Health(False, "not registered with the cluster yet")
         brokers = len(metadata.brokers)
         return Health(True, f"{brokers} broker{'s' if brokers > 1 else ''}, {len(metadata.topics)} topics")
-
-
-def broker_port(settings: Settings, node: int) -> int:
-    return settings.kafka.port + 2 * (node - 1)
 
 
 def kafka_nodes(settings: Settings) -> list[Kafka]:

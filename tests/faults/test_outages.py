@@ -14,6 +14,8 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,20 @@ from tests.jobs.test_features import job_environment, online, publish
 HOUR_MS = 3_600_000
 
 
+@contextmanager
+def _job_running(name: str, environment: dict[str, str], output: Path) -> Iterator[None]:
+    """`suuupra jobs run NAME`, its output in `output`; afterwards the job is killed and the platform made whole."""
+    with output.open("wb") as sink:
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", name], env=environment, start_new_session=True, stdout=sink,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        yield
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
+
+
 def _kill(settings: Settings, component: str) -> None:
     status = next(status for status in Platform(settings).status() if status.name == component)
     assert status.pid is not None and status.health.ok, status
@@ -59,10 +75,7 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
     ))})  # fmt: skip
     malformed = _publish(settings, 3000, seed=31)
     output = tmp_path / "job.out"
-    with output.open("wb") as sink:
-        job = subprocess.Popen([SUUUPRA, "jobs", "run", "analytics"], env=_environment(settings),
-                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
+    with _job_running("analytics", _environment(settings), output):
         assert wait_until(lambda: raw_rows(settings) > 0, 240, interval=0.5), output.read_text()[-3000:]
         _kill(settings, component)
         killed = time.monotonic()
@@ -87,10 +100,6 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
         if component == "clickhouse":
             assert wait_until(lambda: "running again after restart" in output.read_text(), 30, interval=0.5)
             _assert_metrics_show_the_restart(settings, output.read_text())
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
-        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
     if component == "clickhouse":
         assert "restart 1 from its last checkpoint" in output.read_text()
     assert len(_dead_letter_offsets(settings)) == malformed
@@ -141,10 +150,7 @@ def test_the_job_waits_out_a_registry_outage_without_dead_lettering_what_it_cann
             settings.topics.payment, publisher.catalog.schema_for(event["event_type"]).schema, event
         )
     output = tmp_path / "job.out"
-    with output.open("wb") as sink:
-        job = subprocess.Popen([SUUUPRA, "jobs", "run", "analytics"], env=_environment(settings),
-                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
+    with _job_running("analytics", _environment(settings), output):
         assert wait_until(lambda: _differences(settings) == {}, 240, interval=1), output.read_text()[-3000:]
         _kill(settings, "registry")
         killed = time.monotonic()
@@ -164,10 +170,6 @@ def test_the_job_waits_out_a_registry_outage_without_dead_lettering_what_it_cann
         subprocess.run([SUUUPRA, "platform", "up"], check=True, capture_output=True, timeout=300)
         assert wait_until(lambda: _differences(settings) == {}, 300, interval=2), _differences(settings)
         print(f"registry: healed {time.monotonic() - killed:.1f} s after the kill")
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
-        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
     assert "restart 1 from its last checkpoint" in output.read_text()
     assert wait_until(lambda: len(_dead_letter_offsets(settings)) == unregistered, 30, interval=1)
 
@@ -198,11 +200,8 @@ def test_the_features_job_heals_when_redis_is_killed_and_brought_back(
     second = [event for event in generate(later, 4000)]
     publish(settings, first)
     output = tmp_path / "job.out"
-    with output.open("wb") as sink:
-        job = subprocess.Popen([SUUUPRA, "jobs", "run", "features"], env=job_environment(settings),
-                               start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
     values = [event.value for event in first]
-    try:
+    with _job_running("features", job_environment(settings), output):
         assert wait_until(lambda: not _online_differences(settings, values), 240, interval=2), output.read_text()
         _kill(settings, "redis")
         killed = time.monotonic()
@@ -214,8 +213,4 @@ def test_the_features_job_heals_when_redis_is_killed_and_brought_back(
             settings, values
         )
         print(f"redis: healed {time.monotonic() - killed:.1f} s after the kill")
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
-        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
     assert "restart 1 from its last checkpoint" in output.read_text()

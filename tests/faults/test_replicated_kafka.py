@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from suuupra.events import event_consumer
@@ -75,6 +76,19 @@ def three_brokers(job_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
                 os.kill(pid, signal.SIGKILL)
 
 
+def _stored_count(settings: Settings) -> int:
+    """Records in the domain topics (their partitions' end offsets)."""
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": "offsets-only", "log_level": 0})
+    try:
+        metadata = consumer.list_topics(timeout=5)
+        topics = [topic for name, topic in settings.topics.model_dump().items() if name != "dead_letter"]
+        partitions = [TopicPartition(topic, partition) for topic in topics
+                      for partition in metadata.topics[topic].partitions]  # fmt: skip
+        return sum(consumer.get_watermark_offsets(partition, timeout=5)[1] for partition in partitions)
+    finally:
+        consumer.close()
+
+
 def test_a_broker_killed_under_load_loses_nothing_and_the_job_carries_on(
     three_brokers: tuple[Settings, list[Kafka]], tmp_path: Path
 ) -> None:
@@ -91,8 +105,11 @@ def test_a_broker_killed_under_load_loses_nothing_and_the_job_carries_on(
         publishing = threading.Thread(
             target=lambda: later.append(_publish(settings, 6000, seed=72, start_ms=START + 10 * HOUR_MS))
         )
+        before = _stored_count(settings)
         publishing.start()
-        time.sleep(0.5)
+        # Under load: once the second batch's first events are in Kafka, while the rest are still being sent.
+        assert wait_until(lambda: _stored_count(settings) > before, 60, interval=0.05)
+        assert publishing.is_alive(), "the batch was published before the kill: not under load"
         # Node 1: the one on `kafka.port`, first in every client's bootstrap list.
         os.kill(nodes[0].pid() or 0, signal.SIGKILL)
         killed = time.monotonic()
