@@ -64,6 +64,11 @@ def flink_configuration(settings: Settings, job_name: str) -> Configuration:
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
     }
+    if flink.aligned_checkpoint_timeout_s is not None:
+        values["execution.checkpointing.unaligned.enabled"] = "true"
+        values["execution.checkpointing.aligned-checkpoint-timeout"] = (
+            f"{int(flink.aligned_checkpoint_timeout_s * 1000)} ms"
+        )
     if flink.restore_from is not None:
         values["execution.state-recovery.path"] = flink.restore_from.resolve().as_uri()
     configuration = Configuration()

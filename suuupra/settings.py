@@ -225,6 +225,10 @@ class FlinkSettings(BaseModel):
     checkpoint_interval_s: float = 5.0
     checkpoint_dir: Path | None = Field(default=None, description="Defaults to <data_dir>/flink/checkpoints.")
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    # None: aligned checkpoints (Flink's default). A number: a checkpoint whose barriers wait longer than this behind
+    # buffered records (back-pressure, a backlog) lets them overtake and stores those records in the checkpoint, so a
+    # back-pressured job still checkpoints within seconds; 0: always so.
+    aligned_checkpoint_timeout_s: float | None = Field(default=None, ge=0)
     restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).

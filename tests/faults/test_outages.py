@@ -110,11 +110,20 @@ def _assert_metrics_show_the_restart(settings: Settings, output: str) -> None:
     [url] = re.findall(r"analytics metrics \(Prometheus\) on (http://127\.0\.0\.1:\d+/metrics)", output)
     [job] = [job for job in platform_report(settings).jobs if job.name == "analytics"]
     assert job.metrics_url == url
-    samples = {
-        (sample.name, sample.labels.get("task", "")): sample.value
-        for family in text_string_to_metric_families(httpx.get(url, timeout=10).text)
-        for sample in family.samples
-    }
+
+    def scrape() -> dict[tuple[str, str], float]:
+        return {
+            (sample.name, sample.labels.get("task", "")): sample.value
+            for family in text_string_to_metric_families(httpx.get(url, timeout=10).text)
+            for sample in family.samples
+        }
+
+    # Flink's REST API has a task's busy time only once its metric fetcher has polled the restarted task (every 10 s).
+    def source_busy_known() -> bool:
+        return any(name == "suuupra_job_busy_ratio" and task.startswith("Source: sequenced") for name, task in scrape())
+
+    wait_until(source_busy_known, 60, interval=2)
+    samples = scrape()
     assert samples[("suuupra_job_up", "")] == 1
     assert samples[("suuupra_job_restarts", "")] >= 1
     # Counted since the last restart, like Flink's own task metrics: present for every task, the source's included.
