@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -26,6 +26,13 @@ class ConsumedRecord:
     record_name: str
     value: dict[str, Any]
     size_bytes: int
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+def _headers(message: Message) -> dict[str, bytes]:
+    # confluent-kafka's stubs say list[str]; it gives (name, bytes or None) pairs.
+    pairs: list[tuple[str, bytes | str | None]] = list(message.headers() or [])  # type: ignore[arg-type]
+    return {name: value.encode() if isinstance(value, str) else value for name, value in pairs if value is not None}
 
 
 class AvroConsumer:
@@ -117,6 +124,7 @@ class AvroConsumer:
             record_name=decoded.record_name,
             value=decoded.value,
             size_bytes=len(message.value() or b"") + len(key or b""),
+            headers=_headers(message),
         )
 
     def _acknowledge_pending(self) -> None:

@@ -52,11 +52,13 @@ def search(ctx: typer.Context) -> None:
     revision, embedded by the current model) and the co-watch counts again in plain Python, and compare them with the
     search engine. Exit 1 on any difference. Run it once the indexing job has caught up."""
     from connectors.avro.values import to_wire
+    from schemas import default_catalog
     from suuupra.events import event_consumer
     from suuupra.search.cowatch import CoWatchGraph
     from suuupra.search.embedder import ModelError, ModelStore
     from suuupra.search.engine import SearchUnavailableError, engine_client
     from suuupra.search.index import SearchIndex
+    from suuupra.verify.acceptance import Acceptance
     from suuupra.verify.search import compare_graph, compare_index, expected_cowatch, expected_rows
 
     settings = state(ctx).settings
@@ -64,8 +66,10 @@ def search(ctx: typer.Context) -> None:
         embedder = ModelStore(settings.embedder_models_dir).load(settings.search.model_version)
         with console.status("reading the content and clickstream topics from Kafka ..."):
             topics = [settings.topics.content, settings.topics.clickstream]
+            # Only the events the job takes in (what it dead-letters is in no result).
+            acceptance = Acceptance(settings, default_catalog())
             with event_consumer(settings, topics, read_only=True) as consumer:
-                events = [to_wire(record.value) for record in consumer.read_to_end()]
+                events = [to_wire(r.value) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]
         expected_index = expected_rows(content, embedder)
         expected_graph = expected_cowatch(events, settings.search.cowatch_window_s * 1000)

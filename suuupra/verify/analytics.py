@@ -15,8 +15,10 @@ from typing import Any
 
 from connectors.avro.values import to_wire
 from connectors.clickhouse.backend import ClickHouseBackend
+from schemas import default_catalog
 from suuupra.events import event_consumer
 from suuupra.settings import Settings
+from suuupra.verify.acceptance import Acceptance
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -165,12 +167,15 @@ def source_topics(settings: Settings) -> list[str]:
 
 
 def kafka_events(settings: Settings) -> list[KafkaEvent]:
-    """Every event of the job's topics the job accepts, read to their current end: readable, with an event time in
-    the valid range (the job dead-letters the others; this only looks, and skips them)."""
-    valid_from, valid_until = settings.flink.event_time_range_ms
+    """Every event of the job's topics the job accepts, read to their current end: readable and a possible event of
+    its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them)."""
+    acceptance = Acceptance(settings, default_catalog())
     with event_consumer(settings, source_topics(settings), read_only=True) as consumer:
-        events = [KafkaEvent(r.topic, r.partition, r.offset, to_wire(r.value)) for r in consumer.read_to_end()]
-    return [event for event in events if valid_from <= event.time < valid_until]
+        return [
+            KafkaEvent(record.topic, record.partition, record.offset, to_wire(record.value))
+            for record in consumer.read_to_end()
+            if acceptance.refusal(record) is None
+        ]
 
 
 def actual_tables(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:

@@ -1,0 +1,113 @@
+"""Which readable events a job takes in, decided again in plain Python from the rules docs/analytics.md states ("Bad
+input"), not with the jobs' decoder: the verifiers compute a job's results from exactly these.
+
+A readable record is refused when its event type is not one the catalogue puts on its topic, when it was written with
+another type's schema or its `event_type` header names another type, when its event time is outside the valid range,
+or when it holds a value no event of this platform can have: a negative count, amount or duration (an int or long
+without a logical type), a UUID field that is not a canonical UUID or is the nil one, another `*_id` that is empty or
+a null-ish word, a string (or an array of strings, in total) longer than `flink.max_string_bytes` in UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.avro.values import to_wire
+from connectors.kafka.consumer import ConsumedRecord
+from schemas import Catalog, EventSchema
+from suuupra.settings import Settings
+
+EVENT_TYPE_HEADER = "event_type"
+NULLISH_IDS = frozenset({"", "null", "none", "nil", "undefined"})
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class FieldRules:
+    """A schema's fields, by what can make their value impossible."""
+
+    numbers: tuple[str, ...]
+    uuids: tuple[str, ...]
+    ids: tuple[str, ...]
+    strings: tuple[str, ...]
+    string_arrays: tuple[str, ...]
+
+
+def _non_null(schema: Any) -> Any:
+    if isinstance(schema, list):
+        others = [branch for branch in schema if branch != "null"]
+        return others[0] if len(others) == 1 else schema
+    return schema
+
+
+def field_rules(event: EventSchema) -> FieldRules:
+    numbers, uuids, ids, strings, arrays = [], [], [], [], []
+    for entry in event.schema.parsed["fields"]:
+        name, schema = entry["name"], _non_null(entry["type"])
+        kind = schema.get("type") if isinstance(schema, dict) else schema
+        logical = schema.get("logicalType") if isinstance(schema, dict) else None
+        if kind in ("int", "long") and logical is None:
+            numbers.append(name)
+        elif kind == "string":
+            strings.append(name)
+            if logical == "uuid":
+                uuids.append(name)
+            elif name.endswith("_id"):
+                ids.append(name)
+        elif kind == "array" and _non_null(schema["items"]) == "string":
+            arrays.append(name)
+    return FieldRules(tuple(numbers), tuple(uuids), tuple(ids), tuple(strings), tuple(arrays))
+
+
+def impossible_value(value: Mapping[str, Any], rules: FieldRules, max_string_bytes: int) -> str | None:
+    """Why the event holds a value no event of this platform can have, or None."""
+    for name in rules.numbers:
+        if isinstance(value.get(name), int) and value[name] < 0:
+            return f"{name} is negative"
+    for name in rules.strings:
+        if isinstance(value.get(name), str) and len(value[name].encode()) > max_string_bytes:
+            return f"{name} is too long"
+    for name in rules.string_arrays:
+        items = value.get(name) or []
+        if sum(len(item.encode()) for item in items if isinstance(item, str)) > max_string_bytes:
+            return f"{name} holds too much text"
+    for name in rules.uuids:
+        text = value.get(name)
+        if text is not None and (not CANONICAL_UUID.fullmatch(str(text)) or str(text) == NIL_UUID):
+            return f"{name} is not a UUID"
+    for name in rules.ids:
+        text = value.get(name)
+        if text is not None and str(text).strip().lower() in NULLISH_IDS:
+            return f"{name} is not an id"
+    return None
+
+
+class Acceptance:
+    """Decides, record by record, whether a job reading `topics` takes a readable record in."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.rules = {event_type: field_rules(event) for event_type, event in catalog.events.items()}
+        self.valid_from, self.valid_until = settings.flink.event_time_range_ms
+
+    def refusal(self, record: ConsumedRecord) -> str | None:
+        """Why the job refuses the record (a reason code of docs/analytics.md), or None when it takes it in."""
+        value = to_wire(record.value)
+        event_type = value.get("event_type")
+        event = self.catalog.events.get(str(event_type)) if event_type is not None else None
+        if event is None or self.settings.topics.resolve(event.topic) != record.topic:
+            return "unknown_event_type"
+        header = record.headers.get(EVENT_TYPE_HEADER)
+        if record.record_name != event.record_name or (header is not None and header.decode() != event_type):
+            return "schema_mismatch"
+        time = value.get("event_time")
+        if not isinstance(time, int) or not self.valid_from <= time < self.valid_until:
+            return "invalid_event_time"
+        if impossible_value(value, self.rules[event.event_type], self.settings.flink.max_string_bytes):
+            return "invalid_value"
+        return None

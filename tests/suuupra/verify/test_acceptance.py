@@ -1,0 +1,88 @@
+"""The verifiers' own acceptance rules (suuupra/verify/acceptance.py): every event the simulator makes is taken in,
+and each way a readable record can be impossible is refused with the reason code the jobs' decoder gives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.kafka.consumer import ConsumedRecord
+from schemas import default_catalog
+from suuupra.settings import Settings, load_settings
+from suuupra.simulate.journeys import SimulationProfile, generate
+from suuupra.verify.acceptance import Acceptance
+
+CATALOG = default_catalog()
+NIL = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(profile="local")
+
+
+def _record(settings: Settings, value: dict[str, Any], *, record_name: str | None = None, topic: str | None = None,
+            header: str | None = None) -> ConsumedRecord:  # fmt: skip
+    event = CATALOG.schema_for(str(value["event_type"])) if value["event_type"] in CATALOG.events else None
+    name = record_name or (event.record_name if event else "com.suuupra.events.Unknown")
+    return ConsumedRecord(
+        topic=topic or settings.topics.resolve(event.topic if event else "clickstream"), partition=0, offset=0,
+        timestamp_ms=0, key=None, schema_id=1, record_name=name, value=value, size_bytes=0,
+        headers={"event_type": (header or str(value["event_type"])).encode()},
+    )  # fmt: skip
+
+
+def _events() -> list[dict[str, Any]]:
+    return [event.value for event in generate(SimulationProfile(seed=3, users=40), 5000)]
+
+
+def test_every_simulated_event_is_taken_in(settings: Settings) -> None:
+    acceptance = Acceptance(settings, CATALOG)
+    events = _events()
+    assert len({event["event_type"] for event in events}) >= 10
+    refused = [(event["event_type"], acceptance.refusal(_record(settings, event))) for event in events]
+    assert [entry for entry in refused if entry[1] is not None] == []
+
+
+def _one(event_type: str) -> dict[str, Any]:
+    return next(dict(event) for event in _events() if event["event_type"] == event_type)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "change", "code"),
+    [
+        ("payment.initiated", {"amount_minor": -1}, "invalid_value"),
+        ("clickstream.content_viewed", {"watch_seconds": -5}, "invalid_value"),
+        ("payment.initiated", {"user_id": NIL}, "invalid_value"),
+        ("payment.initiated", {"payment_id": "not-a-uuid"}, "invalid_value"),
+        ("payment.initiated", {"currency": "x" * (64 * 1024 + 1)}, "invalid_value"),
+        ("payment.initiated", {"event_time": 1_000}, "invalid_event_time"),
+        ("payment.initiated", {"event_time": 7_258_118_400_000}, "invalid_event_time"),
+        ("payment.initiated", {"event_type": "payment.teleported"}, "unknown_event_type"),
+    ],
+)
+def test_an_impossible_event_is_refused_with_its_reason(
+    settings: Settings, event_type: str, change: dict[str, Any], code: str
+) -> None:
+    acceptance = Acceptance(settings, CATALOG)
+    assert acceptance.refusal(_record(settings, _one(event_type))) is None
+    assert acceptance.refusal(_record(settings, {**_one(event_type), **change})) == code
+
+
+def test_a_nullish_id_is_refused(settings: Settings) -> None:
+    acceptance = Acceptance(settings, CATALOG)
+    event = _one("payment.initiated")
+    assert acceptance.rules["payment.initiated"].ids == ("device_id",)
+    for word in ("", " null ", "None", "nil", "UNDEFINED"):
+        assert acceptance.refusal(_record(settings, {**event, "device_id": word})) == "invalid_value"
+
+
+def test_a_type_on_the_wrong_topic_another_schema_or_a_contradicting_header_is_refused(settings: Settings) -> None:
+    acceptance = Acceptance(settings, CATALOG)
+    payment = _one("payment.initiated")
+    view = _one("clickstream.content_viewed")
+    assert acceptance.refusal(_record(settings, payment, topic=settings.topics.clickstream)) == "unknown_event_type"
+    other = CATALOG.schema_for("clickstream.content_viewed").record_name
+    assert acceptance.refusal(_record(settings, payment, record_name=other)) == "schema_mismatch"
+    assert acceptance.refusal(_record(settings, view, header="clickstream.session_started")) == "schema_mismatch"
