@@ -54,10 +54,15 @@ def payment(user: str, now_ms: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# Fifty lessons of one course; ids are UUIDs like every id of the platform's events (the jobs dead-letter others).
+COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "suuupra-bench/course"))
+LESSON_IDS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"suuupra-bench/lesson/{n}")) for n in range(50)]
+
+
 def view(user: str, now_ms: int) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()), "event_type": "clickstream.content_viewed", "event_time": now_ms,
         "producer": "bench", "correlation_id": str(uuid.uuid4()), "user_id": user, "session_id": str(uuid.uuid4()),
-        "content_id": f"content-{now_ms % 50}", "course_id": "course-1", "watch_seconds": 30,
+        "content_id": LESSON_IDS[now_ms % 50], "course_id": COURSE_ID, "watch_seconds": 30,
         "content_duration_seconds": 600, "position_seconds": 30, "completed": False,
     }  # fmt: skip
