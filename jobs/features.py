@@ -119,6 +119,9 @@ def _declare_view(t_env: StreamTableEnvironment, settings: Settings, view: View)
 def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:
     """Wires sources, transformations and sinks; `env.execute()` runs them as one job."""
     t_env = StreamTableEnvironment.create(env)
+    # The offline rows go to PostgreSQL through a hash exchange, so their sink runs in a task of its own: chained to
+    # the windows, its JDBC round trips stalled the thread that keeps the features current.
+    t_env.get_config().set("table.exec.sink.keyed-shuffle", "FORCE")
     register_jvm_functions(t_env)
     declare_decoded(env, t_env, settings, JOB_NAME, source_topics(settings), DECODED_FIELDS, bounded)
     statements = t_env.create_statement_set()

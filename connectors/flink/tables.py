@@ -127,7 +127,8 @@ class PostgresJdbc:
     def options(self, table: str) -> dict[str, str]:
         return {
             "connector": "jdbc",
-            "url": f"jdbc:postgresql://{self.host}:{self.port}/{self.database}",
+            # One multi-row INSERT per batch instead of a statement per row (pgjdbc rewrites the upserts too).
+            "url": f"jdbc:postgresql://{self.host}:{self.port}/{self.database}?reWriteBatchedInserts=true",
             "table-name": table,
             "username": self.user,
             "password": self.password,

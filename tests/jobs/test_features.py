@@ -110,7 +110,29 @@ def test_online_features_equal_an_independent_computation_and_training_reads_poi
     }
     assert len(originals) == malformed
 
+    _offline_history_has_a_row_per_event(feature_settings, events)
     _training_reads_each_payment_as_of_its_time(feature_settings, events)
+
+
+def _offline_history_has_a_row_per_event(settings: Settings, events: list[SimulatedEvent]) -> None:
+    """Every event of a view's entity leaves its row in the offline table (version 1, 2, ... n): none lost, none
+    twice, whatever the batching of the JDBC sink."""
+    from jobs.features import ACTIVITY
+
+    with psycopg.connect(settings.postgres.dsn(settings.postgres.database)) as connection:
+        for view in VIEWS:
+            feeds = {event_type: key for event_type, key, *_ in ACTIVITY[view.name]}
+            per_entity = Counter(
+                event.value[feeds[event.event_type]] for event in events
+                if event.event_type in feeds and event.value.get(feeds[event.event_type]) is not None
+            )  # fmt: skip
+            history = connection.execute(
+                f"SELECT {view.join_key}, count(*), count(DISTINCT version), max(version) "
+                f"FROM {settings.features.offline_schema}.{view.name} GROUP BY 1"
+            ).fetchall()
+            assert {entity: (rows, distinct, newest) for entity, rows, distinct, newest in history} == {
+                entity: (count, count, count) for entity, count in per_entity.items()
+            }, view.name
 
 
 def _training_reads_each_payment_as_of_its_time(settings: Settings, events: list[SimulatedEvent]) -> None:
