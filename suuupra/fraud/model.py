@@ -44,37 +44,54 @@ _LOG_COUNTS = [
 _LOG_COUNTS += ["device_activity__users_1d", "device_activity__sessions_1d", "device_activity__payments_1d"]
 
 
+def _floats(frame: pd.DataFrame, column: str) -> NDArray[np.float64]:
+    """A column as float64 (missing column or value, or not a number: NaN)."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    values: NDArray[np.float64] = pd.to_numeric(frame[column], errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    return values
+
+
 def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's inputs from the Feast columns and the request columns (missing features: no history)."""
-    data = frame.reindex(columns=FEAST_COLUMNS + REQUEST_COLUMNS)
-    numeric = data[FEAST_COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
-    now = pd.to_numeric(data["payment_time_ms"], errors="coerce").astype("float64")
-    amount = pd.to_numeric(data["amount_minor"], errors="coerce").fillna(0).astype("float64")
-    inputs = pd.DataFrame(index=frame.index)
-    inputs["amount_log"] = np.log1p(amount.clip(lower=0))
-    inputs["attempt"] = pd.to_numeric(data["attempt"], errors="coerce").fillna(1).astype("float64")
-    inputs["card"] = (data["method"] == "CARD").astype("float64")
+    """The model's inputs from the Feast columns and the request columns (missing features: no history).
+
+    Computed on numpy arrays and assembled once: the fraud job calls this for every bundle of a few payments, where
+    pandas' per-column operations cost ~15 ms a call whatever the rows."""
+    now = _floats(frame, "payment_time_ms")
+    amount = np.nan_to_num(_floats(frame, "amount_minor"), nan=0.0)
+    method = frame["method"].to_numpy() if "method" in frame.columns else np.full(len(frame), None)
+    inputs: dict[str, NDArray[np.float64]] = {
+        "amount_log": np.log1p(np.clip(amount, 0, None)),
+        "attempt": np.nan_to_num(_floats(frame, "attempt"), nan=1.0),
+        "card": (method == "CARD").astype("float64"),
+    }
     for column in _LOG_COUNTS:
-        inputs[column.split("__", 1)[1] + "_log"] = np.log1p(numeric[column].fillna(0).clip(lower=0))
-    payments_1d = numeric["user_payments__payments_1d"].fillna(0)
-    usual = numeric["user_payments__amount_minor_1d"].fillna(0) / payments_1d.where(payments_1d > 0)
-    # How many times the user's usual payment of the day this one is (0: no payment that day).
-    inputs["amount_vs_usual_log"] = np.log1p((amount / usual).fillna(0))
+        counts = np.nan_to_num(_floats(frame, column), nan=0.0)
+        inputs[column.split("__", 1)[1] + "_log"] = np.log1p(np.clip(counts, 0, None))
+    payments_1d = np.nan_to_num(_floats(frame, "user_payments__payments_1d"), nan=0.0)
+    amount_1d = np.nan_to_num(_floats(frame, "user_payments__amount_minor_1d"), nan=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        usual = amount_1d / np.where(payments_1d > 0, payments_1d, np.nan)
+        # How many times the user's usual payment of the day this one is (0: no payment that day).
+        inputs["amount_vs_usual_log"] = np.log1p(np.nan_to_num(amount / usual, nan=0.0, posinf=np.inf))
 
-    def age_log(epoch_ms: pd.Series) -> pd.Series:
-        return np.log1p(((now - epoch_ms) / 1000).clip(lower=0)).fillna(0)
+    def age_log(epoch_ms: NDArray[np.float64]) -> NDArray[np.float64]:
+        with np.errstate(invalid="ignore"):
+            return np.nan_to_num(np.log1p(np.clip((now - epoch_ms) / 1000, 0, None)), nan=0.0, posinf=np.inf)
 
-    registered = numeric["user_account__registered_at_ms"]
-    inputs["account_unknown"] = registered.isna().astype("float64")
+    registered = _floats(frame, "user_account__registered_at_ms")
+    inputs["account_unknown"] = np.isnan(registered).astype("float64")
     inputs["account_age_log"] = age_log(registered)
-    first_seen = numeric["device_activity__first_seen_ms"]
-    inputs["device_unknown"] = first_seen.isna().astype("float64")
+    first_seen = _floats(frame, "device_activity__first_seen_ms")
+    inputs["device_unknown"] = np.isnan(first_seen).astype("float64")
     inputs["device_age_log"] = age_log(first_seen)
     # A device much younger than its account: the account is being used from somewhere new.
-    inputs["device_younger_than_account"] = (inputs["account_age_log"] - inputs["device_age_log"]).clip(lower=0)
-    inputs["since_last_payment_activity_log"] = age_log(numeric["user_payments__as_of_ms"])
-    inputs["since_last_engagement_log"] = age_log(numeric["user_engagement__as_of_ms"])
-    return inputs
+    inputs["device_younger_than_account"] = np.clip(inputs["account_age_log"] - inputs["device_age_log"], 0, None)
+    inputs["since_last_payment_activity_log"] = age_log(_floats(frame, "user_payments__as_of_ms"))
+    inputs["since_last_engagement_log"] = age_log(_floats(frame, "user_engagement__as_of_ms"))
+    return pd.DataFrame(inputs, index=frame.index)
 
 
 @dataclass(frozen=True)
