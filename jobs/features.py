@@ -7,7 +7,8 @@ Python only declares the job; every record is handled in the JVM: the Kafka sour
 the same task (connectors/flink/events.py; unreadable records go to the dead-letter topic), SQL maps each event to
 the activity of a user or a device, `sliding_features` (a JVM process table function keyed by the entity) keeps each
 feature view's windows current, and two sinks write every result: the online store (Feast's Redis layout, newest row
-per entity, batched) and the offline store (the row history in PostgreSQL that training joins point in time).
+per entity, batched; beside it each entity's newest rows by time, which the fraud job reads as of just before a
+payment) and the offline store (the row history in PostgreSQL that training joins point in time).
 
 Windows end at the entity's newest event and every event is folded in whenever it arrives: there is no watermark,
 so out-of-order and late events give the same features as in-order ones, and nothing is dropped.
@@ -98,12 +99,12 @@ def _declare_view(t_env: StreamTableEnvironment, settings: Settings, view: View)
     redis = settings.redis
     online = FeastRedis(
         redis.host, redis.port, redis.password.get_secret_value() if redis.password else None, redis.db,
-        features.project, features.online_flush_ms, features.online_batch_rows,
+        features.project, features.online_flush_ms, features.online_batch_rows, features.serving_history_rows,
     )  # fmt: skip
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE online_{view.name} (
-            `{view.join_key}` STRING, as_of BIGINT, {_columns(view)}, `{AS_OF_FEATURE}` BIGINT
-        ) WITH ({with_clause(online.options(view.name, view.join_key, "as_of"))})""")
+            `{view.join_key}` STRING, as_of BIGINT, version BIGINT, {_columns(view)}, `{AS_OF_FEATURE}` BIGINT
+        ) WITH ({with_clause(online.options(view.name, view.join_key, "as_of", "version"))})""")
     postgres = settings.postgres
     offline = PostgresJdbc(
         postgres.host, postgres.port, postgres.database, postgres.user, postgres.password.get_secret_value(),
@@ -130,7 +131,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
         _declare_view(t_env, settings, view)
         names = ", ".join(f"`{aggregate.name}`" for aggregate in view.aggregates)
         statements.add_insert_sql(
-            f"INSERT INTO online_{view.name} SELECT `{view.join_key}`, as_of, {names}, as_of FROM computed_{view.name}"
+            f"INSERT INTO online_{view.name} SELECT `{view.join_key}`, as_of, version, {names}, as_of "
+            f"FROM computed_{view.name}"
         )
         statements.add_insert_sql(
             f"INSERT INTO offline_{view.name} SELECT `{view.join_key}`, as_of, version, {names} "

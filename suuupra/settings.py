@@ -288,6 +288,11 @@ class FeaturesSettings(BaseModel):
     # Online writes: the newest row per entity, written in one Redis pipeline per batch.
     online_flush_ms: int = Field(default=50, gt=0)
     online_batch_rows: int = Field(default=2000, gt=0)
+    # Beside the newest row, each entity's newest rows by time (Redis sorted sets): the fraud job reads the row as of
+    # just before a payment from them, as training does; older moments are read from the offline store.
+    serving_history_rows: int = Field(default=16, ge=1)
+    # How long a read as of a moment that only the offline store still holds waits for its JDBC sink to catch up.
+    offline_catch_up_s: float = Field(default=5.0, ge=0)
     # Offline writes (every row, the history training reads): JDBC batches into PostgreSQL.
     offline_batch_rows: int = Field(default=5000, gt=0)
     offline_batch_delay_s: float = Field(default=0.5, gt=0)

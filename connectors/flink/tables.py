@@ -149,8 +149,12 @@ class FeastRedis:
     project: str
     flush_ms: int
     batch_rows: int
+    # Each entity's newest rows also kept by time, for reads as of a moment (0: only the newest row).
+    history_rows: int = 0
 
-    def options(self, view: str, join_key: str, timestamp_column: str) -> dict[str, str]:
+    def options(
+        self, view: str, join_key: str, timestamp_column: str, version_column: str | None = None
+    ) -> dict[str, str]:
         options = {
             "connector": "feast-redis",
             "host": self.host,
@@ -165,4 +169,7 @@ class FeastRedis:
         }
         if self.password:
             options["password"] = self.password
+        if version_column is not None:
+            options["version-column"] = version_column
+            options["history.max-rows"] = str(self.history_rows)
         return options

@@ -1,5 +1,6 @@
-"""Scoring a batch of payments: their features from the online store, the model's score, decision and reasons, and
-the `payment.fraud_decided` event ready for Kafka. The fraud job calls it once per bundle of payments."""
+"""Scoring a batch of payments: their features from the online store as of just before each payment (as training
+reads them), the model's score, decision and reasons, and the `payment.fraud_decided` event ready for Kafka. The
+fraud job calls it once per bundle of payments."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from connectors.avro.serde import AvroSerializer
 from schemas import default_catalog
 from services.commerce.saga import DECISION_NAMESPACE
 from suuupra.events import make_registry
-from suuupra.features.store import feature_store, online_features
-from suuupra.fraud.model import FEAST_REFS, load_model, model_inputs
+from suuupra.features.as_of import AsOfReader, AsOfRequest
+from suuupra.fraud.model import FEAST_COLUMNS, VIEWS, load_model, model_inputs
 from suuupra.settings import Settings
 
 PRODUCER = "fraud-job"
@@ -30,22 +31,40 @@ def decision_id(payment_event_id: str) -> str:
     return str(uuid.uuid5(DECISION_NAMESPACE, payment_event_id))
 
 
+def payment_features(reader: AsOfReader, payments: pd.DataFrame) -> pd.DataFrame:
+    """Every view's features (Feast's `view__feature` columns) of each payment's user and device as of 1 ms before
+    the payment: the moment training reads them at (suuupra/fraud/train.py). Missing rows are None."""
+    requests: list[AsOfRequest] = []
+    positions: list[int] = []
+    for position, (user, device, at) in enumerate(
+        zip(payments["user_id"], payments["device_id"], payments["event_time"], strict=True)
+    ):
+        entities = {"user_id": str(user), "device_id": str(device or "")}
+        for view in VIEWS:
+            if entities[view.join_key]:
+                requests.append(AsOfRequest(view, entities[view.join_key], int(at) - 1))
+                positions.append(position)
+    columns: dict[str, list[Any]] = {name: [None] * len(payments) for name in FEAST_COLUMNS}
+    for request, position, row in zip(requests, positions, reader.read(requests), strict=True):
+        if row is not None:
+            for name, value in row.items():
+                columns[f"{request.view.name}__{name}"][position] = value
+    return pd.DataFrame(columns, index=payments.index)
+
+
 class Scorer:
-    """Loaded once per Python worker: the model, a Feast client and the Avro serializer."""
+    """Loaded once per Python worker: the model, the feature reader and the Avro serializer."""
 
     def __init__(self, settings: Settings, version: str) -> None:
         self.model = load_model(settings, version)
-        self.store = feature_store(settings)
+        self.features = AsOfReader(settings)
         self.serializer = AvroSerializer(make_registry(settings))
         self.schema = default_catalog().schema_for("payment.fraud_decided").schema
         self.topic = settings.topics.payment
         self.reason_count = settings.fraud.reasons
 
     def decide(self, payments: pd.DataFrame) -> pd.DataFrame:
-        rows = [{"user_id": str(u), "device_id": str(d or "")}
-                for u, d in zip(payments["user_id"], payments["device_id"], strict=True)]  # fmt: skip
-        features = pd.DataFrame(online_features(self.store, rows, FEAST_REFS), index=payments.index)
-        frame = features.assign(
+        frame = payment_features(self.features, payments).assign(
             payment_time_ms=payments["event_time"], amount_minor=payments["amount_minor"],
             attempt=payments["attempt"], method=payments["method"],
         )  # fmt: skip

@@ -17,7 +17,11 @@ import psycopg
 from connectors.kafka.dead_letter import read_dead_letters
 from feature_store.catalog import VIEWS
 from suuupra.events import EventPublisher
+from suuupra.features.as_of import AsOfReader
 from suuupra.features.store import feature_refs, feature_store, historical_features, online_features
+from suuupra.fraud.model import FEAST_COLUMNS
+from suuupra.fraud.scoring import payment_features
+from suuupra.fraud.train import labelled_payments, point_in_time_features
 from suuupra.settings import Settings, environment_overrides
 from suuupra.simulate.journeys import SimulatedEvent, SimulationProfile, generate
 from suuupra.simulate.runner import MALFORMED_KINDS, malformed_record
@@ -76,6 +80,10 @@ def online(settings: Settings, expected: dict[str, dict[str, dict[str, int]]]) -
 def test_online_features_equal_an_independent_computation_and_training_reads_point_in_time(
     feature_settings: Settings,
 ) -> None:
+    # A short history per entity, so that serving reads both places: the kept rows and the offline store.
+    feature_settings = feature_settings.model_copy(
+        update={"features": feature_settings.features.model_copy(update={"serving_history_rows": 4})}
+    )
     profile = SimulationProfile(seed=91, start_time_ms=START, users=150, out_of_order_share=0.1, late_share=0.03,
                                 fraud_share=0.2)  # fmt: skip
     events = list(generate(profile, EVENTS))
@@ -112,6 +120,7 @@ def test_online_features_equal_an_independent_computation_and_training_reads_poi
 
     _offline_history_has_a_row_per_event(feature_settings, events)
     _training_reads_each_payment_as_of_its_time(feature_settings, events)
+    _serving_reads_each_payment_as_training_does(feature_settings, events)
 
 
 def _offline_history_has_a_row_per_event(settings: Settings, events: list[SimulatedEvent]) -> None:
@@ -173,3 +182,30 @@ def _training_reads_each_payment_as_of_its_time(settings: Settings, events: list
         assert {name: int(record[f"{view.name}__{name}"]) for name in view.features} == expected
     # The table holds later rows for most payments: reading them would have been the easy mistake.
     assert later_rows_existed > len(payments) * 0.8, (later_rows_existed, len(payments))
+
+
+def _serving_reads_each_payment_as_training_does(settings: Settings, events: list[SimulatedEvent]) -> None:
+    """The fraud job's features of a payment (the online history, or the offline store for older moments) equal
+    training's point-in-time features of it, for every view, although the job has run past every payment."""
+    payments = labelled_payments(events)
+    trained = point_in_time_features(settings, payments).set_index("payment_id")
+    reader = AsOfReader(settings)
+    try:
+        served = payment_features(reader, payments.rename(columns={"payment_time_ms": "event_time"}))
+    finally:
+        reader.close()
+    served.index = payments["payment_id"]
+    differences = []
+    for column in FEAST_COLUMNS:
+        for payment_id, value in served[column].items():
+            expected = trained.at[payment_id, column]
+            if pd.isna(value) != pd.isna(expected) or (not pd.isna(value) and int(value) != int(expected)):
+                differences.append((payment_id, column, value, expected))
+    assert not differences, (
+        f"{len(differences)} differ, e.g. {differences[:3]}; columns {Counter(c for _, c, _, _ in differences)}; "
+        f"offline reads {reader.offline_reads}"
+    )
+    requests = len(payments) * len(VIEWS)
+    # Both places were read: most moments are long behind the kept rows, the latest ones are among them.
+    assert 0 < reader.offline_reads < requests, (reader.offline_reads, requests)
+    assert served["user_payments__as_of_ms"].notna().sum() > len(payments) * 0.8

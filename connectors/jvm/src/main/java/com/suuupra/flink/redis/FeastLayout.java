@@ -41,6 +41,18 @@ final class FeastLayout {
         return ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(hash).array();
     }
 
+    /**
+     * The sorted set of an entity's recent rows of one view (not part of Feast's layout): {@code asof:<view>:}
+     * followed by the entity's Feast key, so it too ends with the project's name.
+     */
+    static byte[] historyKey(String view, byte[] entityKey) {
+        byte[] prefix = ("asof:" + view + ":").getBytes(StandardCharsets.UTF_8);
+        byte[] key = new byte[prefix.length + entityKey.length];
+        System.arraycopy(prefix, 0, key, 0, prefix.length);
+        System.arraycopy(entityKey, 0, key, prefix.length, entityKey.length);
+        return key;
+    }
+
     static byte[] timestampField(String view) {
         return ("_ts:" + view).getBytes(StandardCharsets.UTF_8);
     }

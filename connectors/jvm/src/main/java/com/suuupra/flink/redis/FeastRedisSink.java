@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -30,6 +31,13 @@ import org.apache.flink.types.RowKind;
  * {@code _ts:view} is not newer than the row's event time, so a row replayed after a restore, or a row of another
  * writer that already went further, is never overwritten by an older one. An equal time overwrites: it is a later
  * version of the same moment (an out-of-order event folded into the same as-of time).
+ *
+ * <p>With a history ({@code history.max-rows} N > 0), every row, not only the newest, also goes into the entity's
+ * sorted set ({@link FeastLayout#historyKey}): score the row's time, member {@code <version, 19 digits>:<values>}
+ * (the features in column order, comma-separated, empty for null). Equal times then rank by version, and a replayed
+ * row is the same member again. The set keeps the N newest rows; once it has dropped any, it holds the member
+ * {@code ""} at score -inf, so a reader asking for a moment before every kept row learns that older rows existed
+ * (and reads them from the offline store) rather than concluding there were none.
  */
 public class FeastRedisSink implements Sink<RowData> {
     private static final long serialVersionUID = 1L;
@@ -63,6 +71,18 @@ public class FeastRedisSink implements Sink<RowData> {
             "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3], unpack(ARGV, 4))",
             "return 1");
 
+    /** KEYS[1] the entity's history; ARGV: rows to keep, 1 if the batch already dropped older rows, then
+     *  score/member pairs. */
+    static final String KEEP_HISTORY = String.join("\n",
+            "local keep = tonumber(ARGV[1])",
+            "redis.call('ZADD', KEYS[1], unpack(ARGV, 3))",
+            "if ARGV[2] == '1' or redis.call('ZCARD', KEYS[1]) > keep then",
+            "  redis.call('ZADD', KEYS[1], '-inf', '')",
+            "  local n = redis.call('ZCARD', KEYS[1])",
+            "  if n > keep + 1 then redis.call('ZREMRANGEBYRANK', KEYS[1], 1, n - keep - 1) end",
+            "end",
+            "return 1");
+
     /** A feature column: its name, type and position in the row. */
     record Feature(String name, LogicalTypeRoot type, int position) implements Serializable {}
 
@@ -80,10 +100,12 @@ public class FeastRedisSink implements Sink<RowData> {
     private final int flushRows;
     private final int maxRetries;
     private final int timeoutMs;
+    private final int versionIndex;
+    private final int historyRows;
 
     FeastRedisSink(String host, int port, String password, int database, String project, String view, String joinKey,
             int keyIndex, int timestampIndex, List<Feature> features, long flushIntervalMs, int flushRows,
-            int maxRetries, int timeoutMs) {
+            int maxRetries, int timeoutMs, int versionIndex, int historyRows) {
         this.host = host;
         this.port = port;
         this.password = password;
@@ -98,11 +120,19 @@ public class FeastRedisSink implements Sink<RowData> {
         this.flushRows = flushRows;
         this.maxRetries = maxRetries;
         this.timeoutMs = timeoutMs;
+        this.versionIndex = versionIndex;
+        this.historyRows = historyRows;
     }
 
     @Override
     public SinkWriter<RowData> createWriter(WriterInitContext context) {
         return new Writer(context.getProcessingTimeService());
+    }
+
+    /** One entity's rows for its history in this batch (score, member), and whether older ones were dropped. */
+    private static final class History {
+        final ArrayDeque<byte[][]> scored = new ArrayDeque<>();
+        boolean dropped;
     }
 
     /** One entity's pending write: its time and the EVALSHA arguments after the key. */
@@ -111,10 +141,13 @@ public class FeastRedisSink implements Sink<RowData> {
     private final class Writer implements SinkWriter<RowData> {
         private final ProcessingTimeService timers;
         private final Map<ByteBuffer, Pending> buffer = new LinkedHashMap<>();
+        /** Per entity, the batch's rows for its history (arrival order, the newest N at most): score, member. */
+        private final Map<ByteBuffer, History> histories = new LinkedHashMap<>();
         private final byte[][] featureFields;
         private final byte[] timestampField;
         private RespConnection connection;
         private byte[] scriptSha;
+        private byte[] historySha;
         private boolean timerSet;
 
         Writer(ProcessingTimeService timers) {
@@ -138,6 +171,15 @@ public class FeastRedisSink implements Sink<RowData> {
             byte[] key = FeastLayout.entityKey(joinKey, row.getString(keyIndex).toString(), project);
             long timeMs = row.getLong(timestampIndex);
             ByteBuffer bufferKey = ByteBuffer.wrap(key);
+            if (historyRows > 0) {
+                History rows = histories.computeIfAbsent(bufferKey, k -> new History());
+                rows.scored.addLast(new byte[][] {Long.toString(timeMs).getBytes(StandardCharsets.US_ASCII),
+                        member(row)});
+                if (rows.scored.size() > historyRows) {
+                    rows.scored.removeFirst();
+                    rows.dropped = true;
+                }
+            }
             Pending previous = buffer.get(bufferKey);
             if (previous != null && previous.timeMs() > timeMs) {
                 return;
@@ -162,6 +204,32 @@ public class FeastRedisSink implements Sink<RowData> {
             }
         }
 
+        private byte[] member(RowData row) {
+            StringBuilder text = new StringBuilder(32 + 8 * features.size());
+            text.append(String.format("%019d", row.getLong(versionIndex))).append(':');
+            for (int i = 0; i < features.size(); i++) {
+                Feature feature = features.get(i);
+                if (i > 0) {
+                    text.append(',');
+                }
+                if (row.isNullAt(feature.position())) {
+                    continue;
+                }
+                switch (feature.type()) {
+                    case BIGINT:
+                        text.append(row.getLong(feature.position()));
+                        break;
+                    case INTEGER:
+                        text.append(row.getInt(feature.position()));
+                        break;
+                    default:
+                        text.append(row.getDouble(feature.position()));
+                        break;
+                }
+            }
+            return text.toString().getBytes(StandardCharsets.US_ASCII);
+        }
+
         private byte[] value(RowData row, Feature feature) {
             int at = feature.position();
             boolean isNull = row.isNullAt(at);
@@ -183,7 +251,7 @@ public class FeastRedisSink implements Sink<RowData> {
         }
 
         private void writeBuffer() throws IOException, InterruptedException {
-            if (buffer.isEmpty()) {
+            if (buffer.isEmpty() && histories.isEmpty()) {
                 return;
             }
             for (int attempt = 0; ; attempt++) {
@@ -198,8 +266,23 @@ public class FeastRedisSink implements Sink<RowData> {
                         System.arraycopy(pending.arguments(), 0, command, 4, pending.arguments().length);
                         connection.send(command);
                     }
+                    for (Map.Entry<ByteBuffer, History> entry : histories.entrySet()) {
+                        List<byte[]> command = new ArrayList<>(6 + 2 * entry.getValue().scored.size());
+                        command.add("EVALSHA".getBytes(StandardCharsets.US_ASCII));
+                        command.add(historySha);
+                        command.add("1".getBytes(StandardCharsets.US_ASCII));
+                        command.add(FeastLayout.historyKey(view, entry.getKey().array()));
+                        command.add(Integer.toString(historyRows).getBytes(StandardCharsets.US_ASCII));
+                        command.add(bytes(entry.getValue().dropped ? "1" : "0"));
+                        for (byte[][] scored : entry.getValue().scored) {
+                            command.add(scored[0]);
+                            command.add(scored[1]);
+                        }
+                        connection.send(command.toArray(new byte[0][]));
+                    }
                     connection.sync();
                     buffer.clear();
+                    histories.clear();
                     return;
                 } catch (IOException error) {
                     disconnect();
@@ -225,6 +308,9 @@ public class FeastRedisSink implements Sink<RowData> {
             }
             // Loaded on every new connection: a restarted Redis has forgotten it (NOSCRIPT), a new one never had it.
             scriptSha = (byte[]) connection.call(bytes("SCRIPT"), bytes("LOAD"), bytes(NEWEST_WINS));
+            if (historyRows > 0) {
+                historySha = (byte[]) connection.call(bytes("SCRIPT"), bytes("LOAD"), bytes(KEEP_HISTORY));
+            }
         }
 
         private void disconnect() {

@@ -23,7 +23,9 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  *     'feature-view' = 'user_payments', 'join-key' = 'user_id', 'timestamp-column' = 'as_of')</pre>
  *
  * Every other physical column is a feature of that name (BIGINT, INT, DOUBLE or STRING). The join key is a string
- * entity key. See {@link FeastRedisSink} for batching and the newest-row-wins rule.
+ * entity key. With {@code 'history.max-rows' = 'N'} and a {@code version-column}, each entity's newest N rows are
+ * also kept by time, for reads as of a moment ({@link FeastLayout#historyKey}). See {@link FeastRedisSink} for
+ * batching and the newest-row-wins rule.
  */
 public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
     static final ConfigOption<String> HOST = ConfigOptions.key("host").stringType().noDefaultValue();
@@ -41,6 +43,10 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
     static final ConfigOption<Integer> FLUSH_ROWS =
             ConfigOptions.key("sink.buffer-flush.max-rows").intType().defaultValue(1000);
     static final ConfigOption<Integer> MAX_RETRIES = ConfigOptions.key("sink.max-retries").intType().defaultValue(3);
+    static final ConfigOption<Integer> HISTORY_ROWS = ConfigOptions.key("history.max-rows").intType().defaultValue(0)
+            .withDescription("Also keep each entity's newest N rows by time (the as-of history); 0: only the newest");
+    static final ConfigOption<String> VERSION_COLUMN = ConfigOptions.key("version-column").stringType()
+            .noDefaultValue().withDescription("BIGINT: the row's version (ties of time); required with a history");
     static final ConfigOption<Duration> TIMEOUT =
             ConfigOptions.key("timeout").durationType().defaultValue(Duration.ofSeconds(5));
 
@@ -56,8 +62,8 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(PORT, PASSWORD, DATABASE, FLUSH_INTERVAL, FLUSH_ROWS, MAX_RETRIES, TIMEOUT,
-                FactoryUtil.SINK_PARALLELISM);
+        return Set.of(PORT, PASSWORD, DATABASE, FLUSH_INTERVAL, FLUSH_ROWS, MAX_RETRIES, TIMEOUT, HISTORY_ROWS,
+                VERSION_COLUMN, FactoryUtil.SINK_PARALLELISM);
     }
 
     @Override
@@ -68,9 +74,14 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
         ResolvedSchema schema = context.getCatalogTable().getResolvedSchema();
         String joinKey = options.get(JOIN_KEY);
         String timestampColumn = options.get(TIMESTAMP_COLUMN);
+        String versionColumn = options.getOptional(VERSION_COLUMN).orElse(null);
+        int historyRows = options.get(HISTORY_ROWS);
+        require(historyRows >= 0, "history.max-rows must be 0 or more");
+        require(historyRows == 0 || versionColumn != null, "history.max-rows needs a version-column");
 
         int keyIndex = -1;
         int timestampIndex = -1;
+        int versionIndex = -1;
         List<FeastRedisSink.Feature> features = new ArrayList<>();
         List<Column> columns = schema.getColumns();
         int position = 0;
@@ -85,7 +96,12 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
             } else if (column.getName().equals(timestampColumn)) {
                 require(type == LogicalTypeRoot.BIGINT, "timestamp column " + timestampColumn + " must be BIGINT");
                 timestampIndex = position;
+            } else if (column.getName().equals(versionColumn)) {
+                require(type == LogicalTypeRoot.BIGINT, "version column " + versionColumn + " must be BIGINT");
+                versionIndex = position;
             } else {
+                require(historyRows == 0 || type != LogicalTypeRoot.VARCHAR,
+                        "feature column " + column.getName() + " is STRING; the history holds numbers only");
                 require(FeastRedisSink.SUPPORTED.contains(type),
                         "feature column " + column.getName() + " has type " + type + "; use BIGINT, INT, DOUBLE or STRING");
                 features.add(new FeastRedisSink.Feature(column.getName(), type, position));
@@ -94,12 +110,13 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
         }
         require(keyIndex >= 0, "no column named " + joinKey + " (join-key)");
         require(timestampIndex >= 0, "no column named " + timestampColumn + " (timestamp-column)");
+        require(versionColumn == null || versionIndex >= 0, "no column named " + versionColumn + " (version-column)");
 
         FeastRedisSink sink = new FeastRedisSink(
                 options.get(HOST), options.get(PORT), options.getOptional(PASSWORD).orElse(null), options.get(DATABASE),
                 options.get(PROJECT), options.get(FEATURE_VIEW), joinKey, keyIndex, timestampIndex, features,
                 options.get(FLUSH_INTERVAL).toMillis(), options.get(FLUSH_ROWS), options.get(MAX_RETRIES),
-                (int) options.get(TIMEOUT).toMillis());
+                (int) options.get(TIMEOUT).toMillis(), versionIndex, historyRows);
         return new FeastRedisTableSink(sink, options.getOptional(FactoryUtil.SINK_PARALLELISM).orElse(null));
     }
 
