@@ -5,7 +5,8 @@
 
 The JVM reads the payment topic and decodes each record once (connectors/flink/events.py; unreadable records go to
 the dead-letter topic) and filters the payments; one vectorized Python function (pandas UDF) takes them in small
-bundles, reads the users' and devices' features from the online store (Feast), scores them with the scikit-learn
+bundles, reads the users' and devices' features from the online store as of just before each payment (what training
+reads, suuupra/features/as_of.py), scores them with the scikit-learn
 model loaded once per worker and builds each `payment.fraud_decided` event; the JVM writes the events to Kafka and
 the decisions to ClickHouse (`fraud_decisions`, the dashboard's fraud panels).
 
