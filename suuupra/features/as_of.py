@@ -7,8 +7,9 @@ winning the race), so serving reads the same rule from two places the features j
 
 1. the entity's recent rows in Redis (the `feast-redis` sink's history: a sorted set per entity and view, score the
    row's time, member `<version>:<values>`), one pipelined round trip for a whole bundle;
-2. when the moment is older than every row still kept there (the set says so with its `""` member), the offline
-   table in PostgreSQL, after waiting until the offline sink has written every row older than the kept ones.
+2. when the moment is before every row still kept there and the oldest kept row is not the entity's first
+   (version 1), the offline table in PostgreSQL, after waiting until the offline sink has written every version
+   below the oldest kept one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FeatureRow = dict[str, int | None]
 _STRING = 2  # feast.types.ValueType.STRING
-_TRIMMED = b""
 _RETRY_S = 0.05
 
 
@@ -83,24 +83,22 @@ class AsOfReader:
         for key, request in zip(keys, requests, strict=True):
             pipeline.zrevrangebyscore(key, request.moment_ms, "-inf", start=0, num=1)
         rows: list[FeatureRow | None] = [None] * len(requests)
-        older: list[int] = []
+        before_kept: list[int] = []
         for index, reply in enumerate(pipeline.execute()):
-            if not reply:
-                continue
-            if reply[0] == _TRIMMED:
-                older.append(index)
-            else:
+            if reply:
                 rows[index] = _parse(requests[index].view, reply[0])[1]
-        if older:
-            # The oldest row still kept: the offline store must hold every version below it.
+            else:
+                before_kept.append(index)
+        if before_kept:
+            # The moment is before every kept row: the oldest kept one says whether older rows ever existed.
             pipeline = self.redis.pipeline(transaction=False)
-            for index in older:
-                pipeline.zrange(keys[index], 1, 1)
-            kept = [_parse(requests[i].view, reply[0])[0] if reply else 1 for i, reply in
-                    zip(older, pipeline.execute(), strict=True)]  # fmt: skip
+            for index in before_kept:
+                pipeline.zrange(keys[index], 0, 0)
             by_view: dict[str, list[tuple[int, int]]] = {}
-            for index, oldest_kept in zip(older, kept, strict=True):
-                by_view.setdefault(requests[index].view.name, []).append((index, oldest_kept))
+            for index, reply in zip(before_kept, pipeline.execute(), strict=True):
+                oldest_kept = _parse(requests[index].view, reply[0])[0] if reply else 1
+                if oldest_kept > 1:
+                    by_view.setdefault(requests[index].view.name, []).append((index, oldest_kept))
             for pending in by_view.values():
                 self._from_offline(requests, pending, rows)
         return rows

@@ -11,6 +11,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.flink.api.common.operators.ProcessingTimeService;
 import org.apache.flink.api.connector.sink2.Sink;
@@ -25,7 +30,10 @@ import org.apache.flink.types.RowKind;
  *
  * <p>Batched: the writer keeps the newest row per entity and writes the batch in one pipeline when it holds
  * {@code max-rows} entities, when {@code interval} has passed since its first row, and before every checkpoint
- * (at-least-once: a restored job writes again what the lost attempt may have written).
+ * (at-least-once: a restored job writes again what the lost attempt may have written). The pipeline runs on a thread
+ * of the writer's own while the task goes on computing (waiting for Redis' replies took a fifth of the features job's
+ * busiest task); one batch is in flight at most, a failed one fails the next hand-over, and a checkpoint waits until
+ * its batch is written.
  *
  * <p>Newest row wins, as in Feast's own Redis writes: a Lua script writes an entity's hash only if the stored
  * {@code _ts:view} is not newer than the row's event time, so a row replayed after a restore, or a row of another
@@ -35,9 +43,9 @@ import org.apache.flink.types.RowKind;
  * <p>With a history ({@code history.max-rows} N > 0), every row, not only the newest, also goes into the entity's
  * sorted set ({@link FeastLayout#historyKey}): score the row's time, member {@code <version, 19 digits>:<values>}
  * (the features in column order, comma-separated, empty for null). Equal times then rank by version, and a replayed
- * row is the same member again. The set keeps the N newest rows; once it has dropped any, it holds the member
- * {@code ""} at score -inf, so a reader asking for a moment before every kept row learns that older rows existed
- * (and reads them from the offline store) rather than concluding there were none.
+ * row is the same member again. The set keeps the N newest rows (ZADD, then ZREMRANGEBYRANK: plain commands, no
+ * script); a reader that finds no row at or before its moment in a full set (N rows) cannot tell whether older rows
+ * were dropped, and reads the offline store (suuupra/features/as_of.py).
  */
 public class FeastRedisSink implements Sink<RowData> {
     private static final long serialVersionUID = 1L;
@@ -71,17 +79,6 @@ public class FeastRedisSink implements Sink<RowData> {
             "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3], unpack(ARGV, 4))",
             "return 1");
 
-    /** KEYS[1] the entity's history; ARGV: rows to keep, 1 if the batch already dropped older rows, then
-     *  score/member pairs. */
-    static final String KEEP_HISTORY = String.join("\n",
-            "local keep = tonumber(ARGV[1])",
-            "redis.call('ZADD', KEYS[1], unpack(ARGV, 3))",
-            "if ARGV[2] == '1' or redis.call('ZCARD', KEYS[1]) > keep then",
-            "  redis.call('ZADD', KEYS[1], '-inf', '')",
-            "  local n = redis.call('ZCARD', KEYS[1])",
-            "  if n > keep + 1 then redis.call('ZREMRANGEBYRANK', KEYS[1], 1, n - keep - 1) end",
-            "end",
-            "return 1");
 
     /** A feature column: its name, type and position in the row. */
     record Feature(String name, LogicalTypeRoot type, int position) implements Serializable {}
@@ -129,10 +126,15 @@ public class FeastRedisSink implements Sink<RowData> {
         return new Writer(context.getProcessingTimeService());
     }
 
-    /** One entity's rows for its history in this batch (score, member), and whether older ones were dropped. */
+    private static final byte[] ZADD = bytes("ZADD");
+    private static final byte[] ZREMRANGEBYRANK = bytes("ZREMRANGEBYRANK");
+    private static final byte[] ZERO = bytes("0");
+    private static final int VERSION_DIGITS = 19;
+    private static final String VERSION_PADDING = "0".repeat(VERSION_DIGITS);
+
+    /** One entity's rows for its history in this batch: score, member (the newest N at most). */
     private static final class History {
         final ArrayDeque<byte[][]> scored = new ArrayDeque<>();
-        boolean dropped;
     }
 
     /** One entity's pending write: its time and the EVALSHA arguments after the key. */
@@ -140,14 +142,22 @@ public class FeastRedisSink implements Sink<RowData> {
 
     private final class Writer implements SinkWriter<RowData> {
         private final ProcessingTimeService timers;
-        private final Map<ByteBuffer, Pending> buffer = new LinkedHashMap<>();
+        private Map<ByteBuffer, Pending> buffer = new LinkedHashMap<>();
         /** Per entity, the batch's rows for its history (arrival order, the newest N at most): score, member. */
-        private final Map<ByteBuffer, History> histories = new LinkedHashMap<>();
+        private Map<ByteBuffer, History> histories = new LinkedHashMap<>();
+        /** Writes a batch to Redis while the task computes the next one; one batch in flight at most. */
+        private final ExecutorService io = Executors.newSingleThreadExecutor(runnable -> {
+            Thread thread = new Thread(runnable, "feast-redis-" + view);
+            thread.setDaemon(true);
+            return thread;
+        });
+        private Future<?> inFlight;
         private final byte[][] featureFields;
         private final byte[] timestampField;
         private RespConnection connection;
         private byte[] scriptSha;
-        private byte[] historySha;
+        /** ZREMRANGEBYRANK's stop: every rank below the newest N. */
+        private final byte[] keepFrom = bytes(Integer.toString(-historyRows - 1));
         private boolean timerSet;
 
         Writer(ProcessingTimeService timers) {
@@ -177,7 +187,6 @@ public class FeastRedisSink implements Sink<RowData> {
                         member(row)});
                 if (rows.scored.size() > historyRows) {
                     rows.scored.removeFirst();
-                    rows.dropped = true;
                 }
             }
             Pending previous = buffer.get(bufferKey);
@@ -206,7 +215,8 @@ public class FeastRedisSink implements Sink<RowData> {
 
         private byte[] member(RowData row) {
             StringBuilder text = new StringBuilder(32 + 8 * features.size());
-            text.append(String.format("%019d", row.getLong(versionIndex))).append(':');
+            String version = Long.toString(row.getLong(versionIndex));
+            text.append(VERSION_PADDING, 0, VERSION_DIGITS - version.length()).append(version).append(':');
             for (int i = 0; i < features.size(); i++) {
                 Feature feature = features.get(i);
                 if (i > 0) {
@@ -248,16 +258,49 @@ public class FeastRedisSink implements Sink<RowData> {
         @Override
         public void flush(boolean endOfInput) throws IOException, InterruptedException {
             writeBuffer();
+            awaitInFlight(); // a checkpoint completes only once its rows are in Redis
         }
 
+        /** Hands the batch to the I/O thread, after the previous batch is written (or its failure is thrown). */
         private void writeBuffer() throws IOException, InterruptedException {
             if (buffer.isEmpty() && histories.isEmpty()) {
                 return;
             }
+            awaitInFlight();
+            Map<ByteBuffer, Pending> rows = buffer;
+            Map<ByteBuffer, History> history = histories;
+            buffer = new LinkedHashMap<>();
+            histories = new LinkedHashMap<>();
+            inFlight = io.submit(() -> {
+                send(rows, history);
+                return null;
+            });
+        }
+
+        private void awaitInFlight() throws IOException, InterruptedException {
+            if (inFlight == null) {
+                return;
+            }
+            try {
+                inFlight.get();
+            } catch (ExecutionException failed) {
+                Throwable cause = failed.getCause();
+                if (cause instanceof IOException io) {
+                    throw io;
+                }
+                throw new IOException("feast-redis sink " + view + ": writing a batch failed", cause);
+            } finally {
+                inFlight = null;
+            }
+        }
+
+        /** On the I/O thread: one pipeline for the batch, retried on a new connection. */
+        private void send(Map<ByteBuffer, Pending> rows, Map<ByteBuffer, History> history)
+                throws IOException, InterruptedException {
             for (int attempt = 0; ; attempt++) {
                 try {
                     connect();
-                    for (Pending pending : buffer.values()) {
+                    for (Pending pending : rows.values()) {
                         byte[][] command = new byte[4 + pending.arguments().length][];
                         command[0] = "EVALSHA".getBytes(StandardCharsets.US_ASCII);
                         command[1] = scriptSha;
@@ -266,28 +309,25 @@ public class FeastRedisSink implements Sink<RowData> {
                         System.arraycopy(pending.arguments(), 0, command, 4, pending.arguments().length);
                         connection.send(command);
                     }
-                    for (Map.Entry<ByteBuffer, History> entry : histories.entrySet()) {
-                        List<byte[]> command = new ArrayList<>(6 + 2 * entry.getValue().scored.size());
-                        command.add("EVALSHA".getBytes(StandardCharsets.US_ASCII));
-                        command.add(historySha);
-                        command.add("1".getBytes(StandardCharsets.US_ASCII));
-                        command.add(FeastLayout.historyKey(view, entry.getKey().array()));
-                        command.add(Integer.toString(historyRows).getBytes(StandardCharsets.US_ASCII));
-                        command.add(bytes(entry.getValue().dropped ? "1" : "0"));
+                    for (Map.Entry<ByteBuffer, History> entry : history.entrySet()) {
+                        byte[] historyKey = FeastLayout.historyKey(view, entry.getKey().array());
+                        byte[][] command = new byte[2 + 2 * entry.getValue().scored.size()][];
+                        command[0] = ZADD;
+                        command[1] = historyKey;
+                        int at = 2;
                         for (byte[][] scored : entry.getValue().scored) {
-                            command.add(scored[0]);
-                            command.add(scored[1]);
+                            command[at++] = scored[0];
+                            command[at++] = scored[1];
                         }
-                        connection.send(command.toArray(new byte[0][]));
+                        connection.send(command);
+                        connection.send(ZREMRANGEBYRANK, historyKey, ZERO, keepFrom);
                     }
                     connection.sync();
-                    buffer.clear();
-                    histories.clear();
                     return;
                 } catch (IOException error) {
                     disconnect();
                     if (attempt >= maxRetries) {
-                        throw new IOException("feast-redis sink " + view + ": writing " + buffer.size()
+                        throw new IOException("feast-redis sink " + view + ": writing " + rows.size()
                                 + " rows to " + host + ":" + port + " failed " + (attempt + 1) + " times", error);
                     }
                     Thread.sleep(Math.min(5_000L, 100L << attempt));
@@ -308,9 +348,7 @@ public class FeastRedisSink implements Sink<RowData> {
             }
             // Loaded on every new connection: a restarted Redis has forgotten it (NOSCRIPT), a new one never had it.
             scriptSha = (byte[]) connection.call(bytes("SCRIPT"), bytes("LOAD"), bytes(NEWEST_WINS));
-            if (historyRows > 0) {
-                historySha = (byte[]) connection.call(bytes("SCRIPT"), bytes("LOAD"), bytes(KEEP_HISTORY));
-            }
+
         }
 
         private void disconnect() {
@@ -326,6 +364,12 @@ public class FeastRedisSink implements Sink<RowData> {
 
         @Override
         public void close() {
+            io.shutdownNow();
+            try {
+                io.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException interrupted) {
+                Thread.currentThread().interrupt();
+            }
             disconnect();
         }
     }
