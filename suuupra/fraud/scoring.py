@@ -8,7 +8,9 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from connectors.avro.serde import AvroSerializer
 from schemas import default_catalog
@@ -31,9 +33,9 @@ def decision_id(payment_event_id: str) -> str:
     return str(uuid.uuid5(DECISION_NAMESPACE, payment_event_id))
 
 
-def payment_features(reader: AsOfReader, payments: pd.DataFrame) -> pd.DataFrame:
+def payment_features(reader: AsOfReader, payments: pd.DataFrame) -> dict[str, NDArray[np.float64]]:
     """Every view's features (Feast's `view__feature` columns) of each payment's user and device as of 1 ms before
-    the payment: the moment training reads them at (suuupra/fraud/train.py). Missing rows are None."""
+    the payment: the moment training reads them at (suuupra/fraud/train.py). Missing rows are NaN."""
     requests: list[AsOfRequest] = []
     positions: list[int] = []
     for position, (user, device, at) in enumerate(
@@ -44,12 +46,13 @@ def payment_features(reader: AsOfReader, payments: pd.DataFrame) -> pd.DataFrame
             if entities[view.join_key]:
                 requests.append(AsOfRequest(view, entities[view.join_key], int(at) - 1))
                 positions.append(position)
-    columns: dict[str, list[Any]] = {name: [None] * len(payments) for name in FEAST_COLUMNS}
+    columns = {name: np.full(len(payments), np.nan) for name in FEAST_COLUMNS}
     for request, position, row in zip(requests, positions, reader.read(requests), strict=True):
         if row is not None:
             for name, value in row.items():
-                columns[f"{request.view.name}__{name}"][position] = value
-    return pd.DataFrame(columns, index=payments.index)
+                if value is not None:
+                    columns[f"{request.view.name}__{name}"][position] = value
+    return columns
 
 
 class Scorer:
@@ -64,22 +67,25 @@ class Scorer:
         self.reason_count = settings.fraud.reasons
 
     def decide(self, payments: pd.DataFrame) -> pd.DataFrame:
-        frame = payment_features(self.features, payments).assign(
-            payment_time_ms=payments["event_time"], amount_minor=payments["amount_minor"],
-            attempt=payments["attempt"], method=payments["method"],
+        frame: dict[str, Any] = payment_features(self.features, payments)
+        frame.update(
+            payment_time_ms=payments["event_time"].to_numpy(dtype="float64"),
+            amount_minor=payments["amount_minor"].to_numpy(dtype="float64"),
+            attempt=payments["attempt"].to_numpy(dtype="float64"), method=payments["method"].to_numpy(),
         )  # fmt: skip
-        inputs = model_inputs(frame)
-        scores = self.model.scores(inputs)
+        scores, reasons = self.model.explain(model_inputs(frame), self.reason_count)
         decisions = self.model.thresholds.decide(scores)
-        reasons = self.model.reasons(inputs, self.reason_count)
         decided_at = int(time.time() * 1000)
         out: dict[str, list[Any]] = {name: [] for name in DECISION_COLUMNS}
-        for position, payment in enumerate(payments.itertuples(index=False)):
-            identifier = decision_id(str(payment.event_id))
+        for position, (event_id, correlation_id, user_id, payment_id, order_id) in enumerate(zip(
+            payments["event_id"], payments["correlation_id"], payments["user_id"], payments["payment_id"],
+            payments["order_id"], strict=True,
+        )):  # fmt: skip
+            identifier = decision_id(str(event_id))
             event = {
                 "event_id": identifier, "event_type": "payment.fraud_decided", "event_time": decided_at,
-                "producer": PRODUCER, "correlation_id": str(payment.correlation_id), "user_id": str(payment.user_id),
-                "payment_id": str(payment.payment_id), "order_id": str(payment.order_id),
+                "producer": PRODUCER, "correlation_id": str(correlation_id), "user_id": str(user_id),
+                "payment_id": str(payment_id), "order_id": str(order_id),
                 "decision": decisions[position], "score": float(scores[position]),
                 "model_version": self.model.version, "reasons": reasons[position],
             }  # fmt: skip
