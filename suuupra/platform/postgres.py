@@ -6,15 +6,18 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
 
-from suuupra.platform.base import Component, Health, PlatformError, PortSpec
+from suuupra.platform.base import Component, Health, PlatformError, PortSpec, pid_alive
 
 POSTGRES_LIB = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
+# How long a start waits for a killed server's postmaster to be gone before its lock file is judged.
+DEAD_LOCK_WAIT_S = 10.0
 
 
 def _postgres_bin() -> Path | None:
@@ -66,6 +69,7 @@ class Postgres(Component):
             for path in (self.data_dir, self.socket_dir):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         if (self.pgdata / "PG_VERSION").exists():
+            self._clear_dead_lock()
             return
         result = self._as_owner([
             self._bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8", "--locale=C.UTF-8",
@@ -73,6 +77,23 @@ class Postgres(Component):
         ])  # fmt: skip
         if result.returncode != 0:
             raise PlatformError(f"initdb failed: {result.stderr.strip()[-800:]}")
+
+    def _clear_dead_lock(self) -> None:
+        """A server killed with -9 leaves `postmaster.pid`; until its parent reaps it, the dead postmaster is a
+        zombie, which PostgreSQL's own check takes for a running server ("lock file already exists"). Wait for the
+        process to end, then remove the locks of a dead one."""
+        lock = self.pgdata / "postmaster.pid"
+        try:
+            old = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + DEAD_LOCK_WAIT_S
+        while pid_alive(old) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not pid_alive(old):
+            # The socket's lock names the same process.
+            for stale in (lock, self.socket_dir / f".s.PGSQL.{self.settings.postgres.port}.lock"):
+                stale.unlink(missing_ok=True)
 
     def command(self) -> list[str]:
         return [
