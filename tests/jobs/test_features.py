@@ -191,10 +191,10 @@ def _serving_reads_each_payment_as_training_does(settings: Settings, events: lis
     trained = point_in_time_features(settings, payments).set_index("payment_id")
     reader = AsOfReader(settings)
     try:
-        served = payment_features(reader, payments.rename(columns={"payment_time_ms": "event_time"}))
+        columns = payment_features(reader, payments.rename(columns={"payment_time_ms": "event_time"}))
     finally:
         reader.close()
-    served.index = payments["payment_id"]
+    served = pd.DataFrame(columns, index=payments["payment_id"])
     differences = []
     for column in FEAST_COLUMNS:
         for payment_id, value in served[column].items():
