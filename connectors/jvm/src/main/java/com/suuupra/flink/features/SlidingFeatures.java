@@ -1,9 +1,7 @@
 package com.suuupra.flink.features;
 
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 
 import org.apache.flink.table.annotation.ArgumentHint;
 import org.apache.flink.table.annotation.ArgumentTrait;
@@ -36,24 +34,34 @@ import org.apache.flink.types.Row;
 public class SlidingFeatures extends ProcessTableFunction<Row> {
     private static final long serialVersionUID = 1L;
 
-    /** The key's events inside the longest window, as parallel arrays (a POJO Flink serializes without Kryo). */
+    /**
+     * The key's events inside the longest window, as parallel primitive arrays: Flink converts and hashes the state on
+     * every call, and arrays of numbers cost a copy where arrays of strings cost an object per element. An event's
+     * kind is its position among the spec's kinds (-1: a kind no entry names, which only {@code *} counts) and its
+     * item a 64-bit hash ({@link #itemHash}; 0: none), which is all {@code distinct} needs.
+     */
     public static class Activity {
         public long asOf = Long.MIN_VALUE;
         public long version;
         public long[] first = new long[0];
         public long[] times = new long[0];
-        public String[] kinds = new String[0];
+        public int[] kinds = new int[0];
         public long[] amounts = new long[0];
-        public String[] items = new String[0];
+        public long[] items = new long[0];
     }
+
+    /** The kind of an aggregate over every kind; an event of a kind no entry names is -1. */
+    private static final int ANY = -2;
 
     private transient String parsedSpec;
     private transient List<Aggregate> aggregates;
+    private transient List<String> kindNames;
     private transient long longestWindow;
 
-    private record Aggregate(String function, String kind, long windowMs) {
-        boolean matches(String eventKind) {
-            return "*".equals(kind) || kind.equals(eventKind);
+    /** {@code kind} is the position of the aggregate's kind in {@link #kindNames}, or {@link #ANY}. */
+    private record Aggregate(String function, int kind, long windowMs) {
+        boolean matches(int eventKind) {
+            return kind == ANY || kind == eventKind;
         }
     }
 
@@ -63,9 +71,9 @@ public class SlidingFeatures extends ProcessTableFunction<Row> {
             @ArgumentHint(name = "spec") String spec) {
         parse(spec);
         long time = input.<Long>getFieldAs("event_time");
-        String kind = input.getFieldAs("kind");
+        int kind = kindNames.indexOf(input.<String>getFieldAs("kind"));
         Long amount = input.getFieldAs("amount");
-        String item = input.getFieldAs("item");
+        long item = itemHash(input.getFieldAs("item"));
 
         if (state.first.length != aggregates.size()) {
             state.first = new long[aggregates.size()];
@@ -90,29 +98,31 @@ public class SlidingFeatures extends ProcessTableFunction<Row> {
         }
         boolean add = time > horizon;
         int newSize = kept + (add ? 1 : 0);
-        long[] times = new long[newSize];
-        String[] kinds = new String[newSize];
-        long[] amounts = new long[newSize];
-        String[] items = new String[newSize];
-        int at = 0;
-        for (int i = 0; i < size; i++) {
-            if (state.times[i] > horizon) {
-                times[at] = state.times[i];
-                kinds[at] = state.kinds[i];
-                amounts[at] = state.amounts[i];
-                items[at++] = state.items[i];
+        if (add || kept != size) {
+            long[] times = new long[newSize];
+            int[] kinds = new int[newSize];
+            long[] amounts = new long[newSize];
+            long[] items = new long[newSize];
+            int at = 0;
+            for (int i = 0; i < size; i++) {
+                if (state.times[i] > horizon) {
+                    times[at] = state.times[i];
+                    kinds[at] = state.kinds[i];
+                    amounts[at] = state.amounts[i];
+                    items[at++] = state.items[i];
+                }
             }
+            if (add) {
+                times[at] = time;
+                kinds[at] = kind;
+                amounts[at] = amount == null ? 0L : amount;
+                items[at] = item;
+            }
+            state.times = times;
+            state.kinds = kinds;
+            state.amounts = amounts;
+            state.items = items;
         }
-        if (add) {
-            times[at] = time;
-            kinds[at] = kind;
-            amounts[at] = amount == null ? 0L : amount;
-            items[at] = item;
-        }
-        state.times = times;
-        state.kinds = kinds;
-        state.amounts = amounts;
-        state.items = items;
 
         Long[] values = new Long[aggregates.size()];
         for (int a = 0; a < aggregates.size(); a++) {
@@ -129,24 +139,53 @@ public class SlidingFeatures extends ProcessTableFunction<Row> {
         long from = state.asOf - aggregate.windowMs();
         long count = 0;
         long sum = 0;
-        Set<String> distinct = "distinct".equals(aggregate.function()) ? new HashSet<>() : null;
+        boolean distinct = "distinct".equals(aggregate.function());
+        long[] seen = distinct ? new long[Integer.highestOneBit(Math.max(2, state.times.length) * 2) * 2] : null;
         for (int i = 0; i < state.times.length; i++) {
             if (state.times[i] > from && aggregate.matches(state.kinds[i])) {
-                count++;
                 sum += state.amounts[i];
-                if (distinct != null && state.items[i] != null) {
-                    distinct.add(state.items[i]);
+                if (!distinct) {
+                    count++;
+                } else if (state.items[i] != 0 && addTo(seen, state.items[i])) {
+                    count++;
                 }
             }
         }
-        switch (aggregate.function()) {
-            case "count":
-                return count;
-            case "sum":
-                return sum;
-            default:
-                return (long) distinct.size();
+        return "sum".equals(aggregate.function()) ? sum : count;
+    }
+
+    /** Adds a non-zero value to an open-addressing set (0 marks a free slot); true if it was not there. */
+    private static boolean addTo(long[] set, long value) {
+        int mask = set.length - 1;
+        int slot = (int) (value ^ (value >>> 32)) & mask;
+        while (set[slot] != 0) {
+            if (set[slot] == value) {
+                return false;
+            }
+            slot = (slot + 1) & mask;
         }
+        set[slot] = value;
+        return true;
+    }
+
+    /**
+     * A 64-bit hash of an item (0 for none): a polynomial over the characters, mixed by MurmurHash3's finalizer. Two
+     * of the few hundred items an entity has in a day share a hash with a probability near 2^-50.
+     */
+    static long itemHash(String item) {
+        if (item == null) {
+            return 0L;
+        }
+        long h = 1125899906842597L;
+        for (int i = 0; i < item.length(); i++) {
+            h = 31 * h + item.charAt(i);
+        }
+        h ^= h >>> 33;
+        h *= 0xff51afd7ed558ccdL;
+        h ^= h >>> 33;
+        h *= 0xc4ceb9fe1a85ec53L;
+        h ^= h >>> 33;
+        return h == 0 ? 1L : h;
     }
 
     private void parse(String spec) {
@@ -154,6 +193,7 @@ public class SlidingFeatures extends ProcessTableFunction<Row> {
             return;
         }
         List<Aggregate> parsed = new ArrayList<>();
+        List<String> kinds = new ArrayList<>();
         long longest = 0;
         for (String entry : spec.split(",")) {
             String[] parts = entry.trim().split(":");
@@ -166,12 +206,20 @@ public class SlidingFeatures extends ProcessTableFunction<Row> {
             if (!"first".equals(parts[0]) && window <= 0) {
                 throw new IllegalArgumentException("sliding_features spec entry '" + entry + "' needs a window > 0");
             }
-            parsed.add(new Aggregate(parts[0], parts[1], window));
+            int kind = ANY;
+            if (!"*".equals(parts[1])) {
+                if (!kinds.contains(parts[1])) {
+                    kinds.add(parts[1]);
+                }
+                kind = kinds.indexOf(parts[1]);
+            }
+            parsed.add(new Aggregate(parts[0], kind, window));
             if (!"first".equals(parts[0])) {
                 longest = Math.max(longest, window);
             }
         }
         aggregates = parsed;
+        kindNames = kinds;
         longestWindow = longest;
         parsedSpec = spec;
     }
