@@ -2,8 +2,9 @@
 # The main command: bring the local platform up, send simulated traffic, run the analytics job on it, check its
 # tables against an independent computation and show the dashboards; then the features and fraud jobs on the same
 # traffic (a model trained first if none is saved) and a few fraud decisions with their reasons; then index the
-# content and the views (search engine) and ask it a search, a "more like this" and an "also watched". Run it again:
-# the jobs resume from their consumer groups' offsets and add only the new traffic.
+# content and the views (search engine) and ask it a search, a "more like this" and an "also watched". It needs an
+# empty platform: the checks compare each job with every event in Kafka, and a bounded run does not carry the state
+# of an earlier one, so a second run stops at `simulate --require-empty` and says to `suuupra platform reset` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suuupra=.venv/bin/suuupra
@@ -11,7 +12,7 @@ $suuupra platform up
 $suuupra topics apply
 $suuupra schemas register
 $suuupra clickhouse migrate
-$suuupra simulate --seed "${DEMO_SEED:-42}" --rate "${DEMO_RATE:-1000}" --duration "${DEMO_DURATION:-20}" --malformed 0.01
+$suuupra simulate --require-empty --seed "${DEMO_SEED:-42}" --rate "${DEMO_RATE:-1000}" --duration "${DEMO_DURATION:-20}" --malformed 0.01
 $suuupra summary
 $suuupra jobs run analytics --bounded
 # Every table against an independent computation from the same events (exit 1 on any difference).

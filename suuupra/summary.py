@@ -46,6 +46,24 @@ def summarize(settings: Settings) -> TopicSummary:
     return summary
 
 
+def records_in_domain_topics(settings: Settings) -> int:
+    """How many records the domain topics hold (their partitions' end offsets minus start offsets), without reading
+    them."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"suuupra-count-{uuid.uuid4()}"})
+    try:
+        total = 0
+        for topic in settings.topics.domain().values():
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            for partition in metadata.partitions if metadata is not None else {}:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += max(0, high - low)
+        return total
+    finally:
+        consumer.close()
+
+
 def _dead_letter_reasons(settings: Settings) -> Counter[str]:
     letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
     return Counter(letter.headers.get("reason.code", "?") for letter in letters)

@@ -94,6 +94,21 @@ def down(ctx: typer.Context) -> None:
 
 
 @app.command()
+def reset(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Stop the platform and delete its data (events, tables, databases, online features, search index, checkpoints);
+    installed jars and trained models are kept. `suuupra platform up` then starts an empty platform."""
+    platform = _platform(ctx)
+    if not yes and not typer.confirm(f"Delete every component's data under {platform.settings.paths.data_dir}?"):
+        raise typer.Exit(1)
+    removed = platform.reset()
+    console.print(f"removed: {', '.join(str(path) for path in removed)}" if removed else "nothing to remove")
+    console.print("start an empty platform with `suuupra platform up`")
+
+
+@app.command()
 def status(ctx: typer.Context) -> None:
     """Show each component's health; exits 1 if any is down."""
     statuses = _platform(ctx).status()

@@ -27,7 +27,7 @@ from suuupra.simulate.api_driver import (
 )
 from suuupra.simulate.journeys import SimulationProfile
 from suuupra.simulate.runner import Simulation, SimulationSummary
-from suuupra.summary import summarize
+from suuupra.summary import records_in_domain_topics, summarize
 
 API_PANEL = "Through the HTTP APIs (--via api)"
 ERRORS_SHOWN = 10
@@ -100,6 +100,14 @@ def simulate(
             min=0, help="Seconds a paid order is watched for FULFILLED or CANCELLED.", rich_help_panel=API_PANEL
         ),
     ] = 30.0,
+    require_empty: Annotated[
+        bool,
+        typer.Option(
+            "--require-empty",
+            help="Refuse (exit 2) when the domain topics already hold records, e.g. of an earlier run: checks that "
+            "compare a job with every event in Kafka need the job to have read all of them.",
+        ),
+    ] = False,
     require_settled: Annotated[
         bool,
         typer.Option(
@@ -115,6 +123,9 @@ def simulate(
     """
     _refuse_other_mode_options(ctx, via)
     settings = state(ctx).settings
+    if require_empty and (held := records_in_domain_topics(settings)) > 0:
+        raise fail(f"the domain topics already hold {held:,} records (an earlier run): `suuupra platform reset --yes` "
+                   "empties the platform (trained models are kept), or drop --require-empty", code=2)  # fmt: skip
     if via is Via.API:
         _simulate_via_api(
             services_url=services_url or default_services_url(settings),

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
 from suuupra.platform.clickhouse import ClickHouse
@@ -187,6 +188,20 @@ class Platform:
                 self.report(f"{component.name}: stopped")
                 stopped.append(component.name)
         return stopped
+
+    def reset(self) -> list[Path]:
+        """Stops the platform and removes what its components keep (topics, tables, databases, keys, indexes), the
+        jobs' checkpoints and the feature registry; installed jars and trained models stay. Returns what it
+        removed."""
+        with self._exclusive():
+            self._down()
+            removed = []
+            kept = [self.settings.checkpoint_dir, self.settings.feature_repo_dir]
+            for path in [component.data_dir for component in self.components] + kept:
+                if path.exists():
+                    shutil.rmtree(path)
+                    removed.append(path)
+            return removed
 
     def status(self) -> list[ComponentStatus]:
         statuses = []

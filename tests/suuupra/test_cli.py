@@ -38,7 +38,7 @@ def test_simulate_then_summary_reads_back_what_was_sent(isolated: Settings) -> N
     env = _env(isolated)
     sent = runner.invoke(
         app, ["simulate", "--count", "1500", "--rate", "0", "--seed", "5", "--malformed", "0.02",
-              "--start-time", "2026-03-01T00:00:00Z"], env=env,
+              "--start-time", "2026-03-01T00:00:00Z", "--require-empty"], env=env,
     )  # fmt: skip
     assert sent.exit_code == 0, sent.output
     assert "1500 events" in sent.output
@@ -51,6 +51,12 @@ def test_simulate_then_summary_reads_back_what_was_sent(isolated: Settings) -> N
     text = summary.output.replace("\n", " ")
     assert "1500 readable events" in text
     assert f"{malformed} unreadable records" in text
+
+    # A second run that needs empty topics is refused, and told what to do.
+    again = runner.invoke(app, ["simulate", "--count", "10", "--rate", "0", "--require-empty"], env=env)
+    assert again.exit_code == 2, again.output
+    text = " ".join(again.output.split())
+    assert f"already hold {1500 + malformed:,} records" in text and "suuupra platform reset --yes" in text
 
 
 def test_settings_errors_are_reported_not_raised() -> None:
