@@ -92,3 +92,22 @@ def test_kafka_data_of_another_cluster_shape_is_refused_with_what_to_do(settings
         node.prepare()
     assert [node.name for node in kafka_nodes(own)] == ["kafka", "kafka-2", "kafka-3"]
     assert [node.address for node in kafka_nodes(own)] == [f"127.0.0.1:{settings.kafka.port + 2 * i}" for i in range(3)]
+
+
+def test_reset_deletes_every_components_data_and_keeps_models_and_jars(settings: Settings, tmp_path: Path) -> None:
+    own = settings.model_copy(update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path})})
+    platform = Platform(own)
+    doomed = [component.data_dir for component in platform.components]
+    doomed += [own.checkpoint_dir, own.feature_repo_dir]
+    kept = [own.fraud_models_dir, own.paths.lib_dir]
+    for folder in doomed + kept:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "something").write_text("x")
+    assert len(doomed) >= 8  # six components, checkpoints, the feature registry
+
+    removed = platform.reset()
+
+    assert sorted(removed) == sorted(doomed)
+    assert not any(folder.exists() for folder in doomed)
+    assert all((folder / "something").is_file() for folder in kept)
+    assert platform.reset() == []
