@@ -123,7 +123,12 @@ def simulate(
     """
     _refuse_other_mode_options(ctx, via)
     settings = state(ctx).settings
-    if require_empty and (held := records_in_domain_topics(settings)) > 0:
+    try:
+        held = records_in_domain_topics(settings) if require_empty else 0
+    except Exception as error:
+        raise fail(f"cannot count the records of the domain topics: {error}\nIs the platform up? Run "
+                   "`suuupra platform up` and `suuupra topics apply`.") from error  # fmt: skip
+    if held > 0:
         raise fail(f"the domain topics already hold {held:,} records (an earlier run): `suuupra platform reset --yes` "
                    "empties the platform (trained models are kept), or drop --require-empty", code=2)  # fmt: skip
     if via is Via.API:

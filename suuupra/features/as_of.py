@@ -99,19 +99,23 @@ class AsOfReader:
                 oldest_kept = _parse(requests[index].view, reply[0])[0] if reply else 1
                 if oldest_kept > 1:
                     by_view.setdefault(requests[index].view.name, []).append((index, oldest_kept))
+            deadline = time.monotonic() + self.settings.features.offline_catch_up_s
             for pending in by_view.values():
-                self._from_offline(requests, pending, rows)
+                self._from_offline(requests, pending, rows, deadline)
         return rows
 
     def _from_offline(
-        self, requests: Sequence[AsOfRequest], pending: list[tuple[int, int]], rows: list[FeatureRow | None]
+        self,
+        requests: Sequence[AsOfRequest],
+        pending: list[tuple[int, int]],
+        rows: list[FeatureRow | None],
+        deadline: float,
     ) -> None:
         view = requests[pending[0][0]].view
         below = dict(pending)
-        deadline = time.monotonic() + self.settings.features.offline_catch_up_s
         while True:
             found = self._query(view, [(requests[i].entity, requests[i].moment_ms, below[i], i) for i in below])
-            complete = all(written == below[index] - 1 for index, written, _ in found)
+            complete = all(written >= below[index] - 1 for index, written, _ in found)
             if complete or time.monotonic() >= deadline:
                 break
             time.sleep(_RETRY_S)
@@ -123,13 +127,15 @@ class AsOfReader:
             rows[index] = row
 
     def _query(self, view: View, wanted: list[tuple[str, int, int, int]]) -> list[tuple[int, int, FeatureRow | None]]:
-        """Per wanted (entity, moment, oldest kept version, index): the index, how many rows below that version the
-        offline table has, and its newest row at or before the moment among them."""
+        """Per wanted (entity, moment, oldest kept version, index): the index, how many versions below that one the
+        offline table has (a version written twice, by a replay that interleaved the topics otherwise, counts
+        once), and its newest row at or before the moment among them."""
         names = [n for n in view.features if n != AS_OF_FEATURE]
         table = sql.Identifier(self.settings.features.offline_schema, view.name)
         key, as_of = sql.Identifier(view.join_key), sql.Identifier(AS_OF_FEATURE)
         query = sql.SQL("""
-            SELECT w.i, (SELECT count(*) FROM {table} t WHERE t.{key} = w.entity AND t.version < w.below),
+            SELECT w.i,
+                   (SELECT count(DISTINCT version) FROM {table} t WHERE t.{key} = w.entity AND t.version < w.below),
                    h.{as_of}, {columns}
             FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[]) AS w(entity, moment, below, i)
             LEFT JOIN LATERAL (

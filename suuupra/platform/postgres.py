@@ -20,6 +20,15 @@ SUPERUSER = "postgres"
 DEAD_LOCK_WAIT_S = 10.0
 
 
+def _postmaster_alive(pid: int) -> bool:
+    """Alive and a PostgreSQL process: after a machine restart the lock's pid may name something else."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return pid_alive(pid) and b"postgres" in command
+
+
 def _postgres_bin() -> Path | None:
     versions = sorted((p for p in POSTGRES_LIB.glob("*/bin") if (p / "postgres").exists()), key=lambda p: p.parent.name)
     return versions[-1] if versions else None
@@ -88,9 +97,9 @@ class Postgres(Component):
         except (OSError, ValueError, IndexError):
             return
         deadline = time.monotonic() + DEAD_LOCK_WAIT_S
-        while pid_alive(old) and time.monotonic() < deadline:
+        while _postmaster_alive(old) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not pid_alive(old):
+        if not _postmaster_alive(old):
             # The socket's lock names the same process.
             for stale in (lock, self.socket_dir / f".s.PGSQL.{self.settings.postgres.port}.lock"):
                 stale.unlink(missing_ok=True)

@@ -154,7 +154,7 @@ public class FeastRedisSink implements Sink<RowData> {
         private Future<?> inFlight;
         private final byte[][] featureFields;
         private final byte[] timestampField;
-        private RespConnection connection;
+        private volatile RespConnection connection;
         private byte[] scriptSha;
         /** ZREMRANGEBYRANK's stop: every rank below the newest N. */
         private final byte[] keepFrom = bytes(Integer.toString(-historyRows - 1));
@@ -364,9 +364,11 @@ public class FeastRedisSink implements Sink<RowData> {
 
         @Override
         public void close() {
+            // Interrupts a retry's sleep; a blocked read ends within the socket timeout. Only then is the connection
+            // closed here: until the I/O thread is done, it is that thread's.
             io.shutdownNow();
             try {
-                io.awaitTermination(5, TimeUnit.SECONDS);
+                io.awaitTermination(timeoutMs + 5_000L, TimeUnit.MILLISECONDS);
             } catch (InterruptedException interrupted) {
                 Thread.currentThread().interrupt();
             }

@@ -100,8 +100,8 @@ public class FeastRedisSinkFactory implements DynamicTableSinkFactory {
                 require(type == LogicalTypeRoot.BIGINT, "version column " + versionColumn + " must be BIGINT");
                 versionIndex = position;
             } else {
-                require(historyRows == 0 || type != LogicalTypeRoot.VARCHAR,
-                        "feature column " + column.getName() + " is STRING; the history holds numbers only");
+                require(historyRows == 0 || type == LogicalTypeRoot.BIGINT,
+                        "feature column " + column.getName() + " is " + type + "; the history holds BIGINT only");
                 require(FeastRedisSink.SUPPORTED.contains(type),
                         "feature column " + column.getName() + " has type " + type + "; use BIGINT, INT, DOUBLE or STRING");
                 features.add(new FeastRedisSink.Feature(column.getName(), type, position));
