@@ -189,13 +189,15 @@ def test_kill_restore_and_engine_restarts_end_identical_to_the_uninterrupted_run
     name = f"{world.settings.search.index.removesuffix('-a')}-b"
     # Sink batches wait seconds before they are written: the kill leaves accepted but unwritten rows behind. The
     # backlog fits in the network buffers, so an aligned checkpoint would complete only once all of it was processed
-    # (on a slow machine, after everything was written): unaligned ones are taken mid-stream.
+    # (on a slow machine, after everything was written): unaligned ones are taken mid-stream. The documents reach
+    # the embedding one per Python bundle, so the backlog takes longer than the first checkpoint (a checkpoint
+    # flushes the sinks: one taken after the whole backlog writes everything, and CI once saw exactly that).
     folder = world.settings.checkpoint_dir.parent / "b"
     settings = _with_search(world.settings, name, name, folder, models_dir=world.settings.embedder_models_dir,
-                            sink_batch_delay_s=3.0, embed_batch_rows=200)  # fmt: skip
-    settings = settings.model_copy(
-        update={"flink": settings.flink.model_copy(update={"aligned_checkpoint_timeout_s": 0})}
-    )
+                            sink_batch_delay_s=3.0, embed_batch_rows=1)  # fmt: skip
+    settings = settings.model_copy(update={"flink": settings.flink.model_copy(update={
+        "aligned_checkpoint_timeout_s": 0, "python_bundle_size": 1, "checkpoint_interval_s": 1.0,
+    })})  # fmt: skip
     version = world.embedder.version
 
     def written() -> tuple[int, int]:
@@ -214,6 +216,7 @@ def test_kill_restore_and_engine_restarts_end_identical_to_the_uninterrupted_run
     finally:
         _kill(job)
     documents, edges = written()
+    print(f"killed at {documents} of {len(world.expected_index)} documents, {edges} of {len(world.expected_edges)}")
     assert documents < len(world.expected_index) or edges < len(world.expected_edges), (
         f"the kill must come mid-stream: {documents} documents, {edges} edges written"
     )
