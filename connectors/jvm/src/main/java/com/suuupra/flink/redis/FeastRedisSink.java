@@ -222,19 +222,8 @@ public class FeastRedisSink implements Sink<RowData> {
                 if (i > 0) {
                     text.append(',');
                 }
-                if (row.isNullAt(feature.position())) {
-                    continue;
-                }
-                switch (feature.type()) {
-                    case BIGINT:
-                        text.append(row.getLong(feature.position()));
-                        break;
-                    case INTEGER:
-                        text.append(row.getInt(feature.position()));
-                        break;
-                    default:
-                        text.append(row.getDouble(feature.position()));
-                        break;
+                if (!row.isNullAt(feature.position())) {
+                    text.append(row.getLong(feature.position())); // the factory allows BIGINT only with a history
                 }
             }
             return text.toString().getBytes(StandardCharsets.US_ASCII);
