@@ -108,6 +108,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds at the same rates before measuring")
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--logs", type=Path, default=None, help="keep the jobs' output here")
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="write one line per measured payment: send time (epoch s), stamped and read-back ms",
+    )
     args = parser.parse_args()
 
     base = load_settings()
@@ -182,6 +188,12 @@ def main() -> None:
             decided = [(decisions.stamped[p] - t) * 1000 for p, t in sent.items() if p in decisions.stamped]
             freshness.stop.set()
             decisions.stop.set()
+            if args.dump:
+                with args.dump.open("w") as dump:
+                    for p, t in sorted(sent.items(), key=lambda item: item[1]):
+                        stamped = (decisions.stamped[p] - t) * 1000 if p in decisions.stamped else float("nan")
+                        arrived = (decisions.arrived[p] - t) * 1000 if p in decisions.arrived else float("nan")
+                        dump.write(f"{t:.3f} {stamped:.1f} {arrived:.1f}\n")
             card = model.card.metrics
             print(f"\nfraud + features jobs, parallelism {settings.flink.parallelism}, model {model.version}")
             print(

@@ -4,10 +4,10 @@
     flink run -py jobs/fraud.py                     # plain Flink CLI (settings from SUUUPRA_* / --config)
 
 The JVM reads the payment topic and decodes each record once (connectors/flink/events.py; unreadable records go to
-the dead-letter topic) and filters the payments; one vectorized Python function (pandas UDF) takes them in small
-bundles, reads the users' and devices' features from the online store as of just before each payment (what training
-reads, suuupra/features/as_of.py), scores them with the scikit-learn
-model loaded once per worker and builds each `payment.fraud_decided` event; the JVM writes the events to Kafka and
+the dead-letter topic), filters the payments and decides each with `score_payment` (connectors/jvm `FraudScore`): the
+user's and device's features from the online store as of just before the payment (what training reads), the trained
+scikit-learn model's linear parameters (exported by suuupra/fraud/serving.py when the job is built), the decision,
+its reasons and the `payment.fraud_decided` record. No Python runs per payment: the JVM writes the events to Kafka and
 the decisions to ClickHouse (`fraud_decisions`, the dashboard's fraud panels).
 
 Exactly one effective decision per payment: the decision's id derives from the payment's event id, the Kafka sink is
@@ -19,17 +19,16 @@ the first (ReplacingMergeTree on the id, ranked by decision time).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-from pyflink.table.udf import ScalarFunction, udf
+from pyflink.table import Schema, StreamTableEnvironment
 
 from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
     kafka_raw_options,
     register_jvm_functions,
+    register_jvm_instance,
     with_clause,
 )
 from jobs.decoding import dead_letter_insert, declare_decoded
@@ -59,44 +58,18 @@ CLICKHOUSE_COLUMNS = (
     "decided_at TIMESTAMP(3), decided_at_ms BIGINT, decision STRING, score DOUBLE, reasons STRING, "
     "model_version STRING, first_rank BIGINT"
 )
+SCORING_FUNCTION = "com.suuupra.flink.fraud.FraudScore"
 
 
-class ScorePayments(ScalarFunction):  # type: ignore[misc]
-    """The pandas UDF: one bundle of payments in, one decision row per payment out."""
-
-    def __init__(self, settings: Settings, version: str) -> None:
-        self.settings = settings
-        self.version = version
-        self.scorer: Any = None
-
-    def open(self, function_context: Any) -> None:
-        from suuupra.fraud.scoring import Scorer
-
-        self.scorer = Scorer(self.settings, self.version)
-
-    def eval(self, *columns: Any) -> Any:
-        import pandas as pd
-
-        from suuupra.fraud.scoring import PAYMENT_COLUMNS
-
-        payments = pd.concat(columns, axis=1, keys=PAYMENT_COLUMNS)
-        return self.scorer.decide(payments)
-
-
-def _decision_type() -> Any:
-    return DataTypes.ROW([
-        DataTypes.FIELD("decision_id", DataTypes.STRING()), DataTypes.FIELD("decision", DataTypes.STRING()),
-        DataTypes.FIELD("score", DataTypes.DOUBLE()), DataTypes.FIELD("reasons", DataTypes.STRING()),
-        DataTypes.FIELD("model_version", DataTypes.STRING()), DataTypes.FIELD("decided_at", DataTypes.BIGINT()),
-        DataTypes.FIELD("record", DataTypes.BYTES()),
-    ])  # fmt: skip
-
-
-def resolve_model(settings: Settings) -> str:
-    """The concrete version the job runs ("latest" resolved now, so every worker loads the same one)."""
+def register_scoring(t_env: StreamTableEnvironment, settings: Settings) -> str:
+    """Registers `score_payment` (the JVM function `FraudScore`) with the model the settings name ("latest" resolved
+    now, so every parallel instance scores with the same one); returns the model's version."""
     from suuupra.fraud.model import load_model
+    from suuupra.fraud.serving import scoring_configuration
 
-    return load_model(settings).version
+    model = load_model(settings)
+    register_jvm_instance(t_env, "score_payment", SCORING_FUNCTION, scoring_configuration(settings, model))
+    return model.version
 
 
 def _at(epoch_ms: str) -> str:
@@ -105,25 +78,17 @@ def _at(epoch_ms: str) -> str:
 
 def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:
     """Wires sources, scoring and sinks; `env.execute()` runs them as one job."""
-    version = resolve_model(settings)
-    print(f"fraud job: scoring with model {version}", flush=True)
-    fraud = settings.fraud
     # Records leave a task when its buffer fills or after this long: the default 100 ms would dominate latency.
-    env.set_buffer_timeout(fraud.buffer_timeout_ms)
+    env.set_buffer_timeout(settings.fraud.buffer_timeout_ms)
     t_env = StreamTableEnvironment.create(env)
-    config = t_env.get_config()
-    config.set("python.fn-execution.bundle.time", str(fraud.bundle_time_ms))
-    config.set("python.fn-execution.bundle.size", str(fraud.bundle_size))
-    config.set("python.fn-execution.arrow.batch.size", str(fraud.bundle_size))
     register_jvm_functions(t_env)
+    version = register_scoring(t_env, settings)
+    print(f"fraud job: scoring with model {version}", flush=True)
     declare_decoded(env, t_env, settings, JOB_NAME, [settings.topics.payment], DECODED_FIELDS, bounded)
-    t_env.create_temporary_function(
-        "score_payments", udf(ScorePayments(settings, version), result_type=_decision_type(), func_type="pandas")
-    )
     scored = t_env.sql_query("""
         SELECT event_time, user_id, payment_id, order_id,
-               score_payments(event_id, event_time, user_id, correlation_id, payment_id, order_id, attempt, `method`,
-                              amount_minor, COALESCE(device_id, '')) AS s
+               score_payment(event_id, event_time, user_id, correlation_id, payment_id, order_id, attempt, `method`,
+                             amount_minor, COALESCE(device_id, '')) AS s
         FROM events WHERE event_type = 'payment.initiated'""")
     # Through a DataStream and back: the planner then scores each payment once, not once per sink.
     t_env.create_temporary_view(

@@ -304,14 +304,12 @@ class FraudSettings(BaseModel):
     # A model version saved by `suuupra fraud train`, or "latest" for the newest one.
     model_version: str = "latest"
     models_dir: Path | None = Field(default=None, description="Saved models; <data_dir>/models/fraud.")
-    # The scoring UDF sees a bundle when it holds this many payments or after this long, whichever comes first:
-    # the bundle time bounds the latency Python adds.
-    bundle_time_ms: int = Field(default=5, gt=0)
-    bundle_size: int = Field(default=200, gt=0)
     # Records leave a task when its network buffer fills or after this long (Flink's default is 100 ms).
     buffer_timeout_ms: int = Field(default=5, ge=0)
     # How many reasons (the largest feature contributions) a decision carries.
     reasons: int = Field(default=3, ge=0)
+    # A feature read from Redis that takes longer fails (once retried on a new connection), and so does the job.
+    feature_read_timeout_ms: int = Field(default=2000, gt=0)
 
 
 class ServicesSettings(BaseModel):

@@ -45,6 +45,22 @@ def register_jvm_functions(t_env: StreamTableEnvironment) -> None:
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
 
 
+def register_jvm_instance(t_env: StreamTableEnvironment, name: str, java_class: str, configuration: str) -> None:
+    """Registers a temporary system function that is an instance of a JVM function class built from one string (SQL's
+    CREATE FUNCTION takes a class only): the instance, configuration included, travels in the job graph, not in the
+    plan's text. The class comes from the job's `pipeline.jars`."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import load_java_class
+
+    gateway = get_gateway()
+    parameter_types = gateway.new_array(gateway.jvm.Class, 1)
+    parameter_types[0] = load_java_class("java.lang.String")
+    arguments = gateway.new_array(gateway.jvm.Object, 1)
+    arguments[0] = configuration
+    instance = load_java_class(java_class).getConstructor(parameter_types).newInstance(arguments)
+    t_env._j_tenv.createTemporarySystemFunction(name, instance)  # no public PyFlink API takes an instance
+
+
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

@@ -37,12 +37,17 @@ DECISIONS = ("APPROVE", "REVIEW", "REJECT")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # Counts, sums and ages span orders of magnitude: their logarithm is what a linear model can weigh.
-_LOG_COUNTS = [
+LOG_COUNTS = [
     f"user_payments__{name}_{window}"
     for name in ("payments", "amount_minor", "instruments", "devices", "failed")
     for window in ("5m", "1h", "1d")
 ] + [f"user_engagement__{name}_{window}" for name in ("views", "watch_seconds", "contents") for window in ("1h", "1d")]
-_LOG_COUNTS += ["device_activity__users_1d", "device_activity__sessions_1d", "device_activity__payments_1d"]
+LOG_COUNTS += ["device_activity__users_1d", "device_activity__sessions_1d", "device_activity__payments_1d"]
+
+
+def log_count_input(column: str) -> str:
+    """The input holding the logarithm of a Feast count column (`view__feature` -> `feature_log`)."""
+    return column.split("__", 1)[1] + "_log"
 
 
 Columns: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
@@ -79,9 +84,9 @@ def model_inputs(frame: Columns) -> pd.DataFrame:
         "attempt": np.nan_to_num(_floats(frame, "attempt"), nan=1.0),
         "card": (method == "CARD").astype("float64"),
     }
-    for column in _LOG_COUNTS:
+    for column in LOG_COUNTS:
         counts = np.nan_to_num(_floats(frame, column), nan=0.0)
-        inputs[column.split("__", 1)[1] + "_log"] = np.log1p(np.clip(counts, 0, None))
+        inputs[log_count_input(column)] = np.log1p(np.clip(counts, 0, None))
     payments_1d = np.nan_to_num(_floats(frame, "user_payments__payments_1d"), nan=0.0)
     amount_1d = np.nan_to_num(_floats(frame, "user_payments__amount_minor_1d"), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -172,6 +177,18 @@ class FraudModel:
             reasons.append([f"{self.card.inputs[i]}={row[i]:.3g} (+{row_contributions[i]:.2f})"
                             for i in order if row_contributions[i] > 0])  # fmt: skip
         return reasons
+
+    def linear_parameters(self) -> dict[str, Any]:
+        """What scoring needs outside Python (the fraud job's JVM function): inputs in order, the scaler's mean and
+        scale, the regression's weights and intercept, and the thresholds."""
+        scaler: StandardScaler = self.pipeline.named_steps["scale"]
+        regression: LogisticRegression = self.pipeline.named_steps["regression"]
+        return {
+            "version": self.version, "inputs": list(self.card.inputs),
+            "mean": [float(v) for v in scaler.mean_], "scale": [float(v) for v in scaler.scale_],
+            "weights": [float(v) for v in regression.coef_[0]], "intercept": float(regression.intercept_[0]),
+            "review": self.thresholds.review, "reject": self.thresholds.reject,
+        }  # fmt: skip
 
     def save(self, folder: Path) -> Path:
         target = folder / self.version

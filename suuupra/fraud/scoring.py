@@ -1,6 +1,8 @@
-"""Scoring a batch of payments: their features from the online store as of just before each payment (as training
-reads them), the model's score, decision and reasons, and the `payment.fraud_decided` event ready for Kafka. The
-fraud job calls it once per bundle of payments."""
+"""Scoring a batch of payments in Python: their features from the online store as of just before each payment (as
+training reads them), the model's score, decision and reasons, and the `payment.fraud_decided` event ready for Kafka.
+
+This is the reference the fraud job's JVM function (connectors/jvm `FraudScore`, which runs the job's hot path) is
+held to: tests/jobs/test_fraud_scoring.py compares the two payment by payment."""
 
 from __future__ import annotations
 

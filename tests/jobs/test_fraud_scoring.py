@@ -1,0 +1,167 @@
+"""The fraud job scores in the JVM (connectors/jvm `FraudScore`): the same features, score, decision, reasons and
+decision record as the Python reference (`suuupra.fraud.scoring.Scorer`: Feast columns read by `AsOfReader`, the
+scikit-learn pipeline's `predict_proba`, `model_inputs` shared with training), on payments whose users and devices
+have no rows, rows only after the moment, rows with empty values, huge and zero counts, and moments older than every
+row the online history keeps (read from the offline table)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import redis
+from psycopg import sql
+from pyflink.table import StreamTableEnvironment
+
+from connectors.avro.serde import AvroDeserializer
+from feature_store.catalog import AS_OF_FEATURE, View
+from jobs.fraud import register_scoring
+from jobs.runtime import execution_environment
+from suuupra.events import make_registry
+from suuupra.features.as_of import history_key
+from suuupra.fraud.model import FEAST_COLUMNS, VIEWS, FraudModel, ModelCard, model_inputs
+from suuupra.fraud.scoring import PAYMENT_COLUMNS, Scorer
+from suuupra.settings import Settings
+
+PAYMENTS = 400
+BASE_MS = 1_780_000_000_000
+
+
+def _values(view: View, rng: random.Random, as_of: int) -> list[int | None]:
+    values: list[int | None] = []
+    for name in view.features:
+        if name == AS_OF_FEATURE:
+            values.append(as_of)
+        elif name.endswith("_ms"):  # registration / first sighting: a moment before the row
+            values.append(as_of - rng.choice([0, 1, 999, 86_400_000, 3 * 10**10]))
+        else:
+            values.append(rng.choice([None, 0, 1, 2, 7, 40, 1_000, 99_900, 10**9, 10**15]))
+    named = dict(zip(view.features, values, strict=True))
+    for name in view.features:  # a window's amount is that of its payments (a positive amount each)
+        if name.startswith("amount_minor_"):
+            count = named[name.replace("amount_minor", "payments")]
+            values[view.features.index(name)] = None if count is None else count * rng.choice([1, 4_900])
+    return values
+
+
+def _seed(settings: Settings, rng: random.Random) -> pd.DataFrame:
+    """Payments, and their entities' rows in the online history and the offline table (kept rows: the 4 newest)."""
+    password = settings.redis.password.get_secret_value() if settings.redis.password else None
+    online = redis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db, password=password)
+    offline_rows: dict[str, list[tuple[Any, ...]]] = {view.name: [] for view in VIEWS}
+    payments = []
+    for index in range(PAYMENTS):
+        user, moment = str(uuid.uuid4()), BASE_MS + index * 10_000
+        device = "" if index % 9 == 0 else f"dev-{uuid.uuid4().hex[:12]}"
+        entities = {"user_id": user, "device_id": device}
+        for view in VIEWS:
+            entity = entities[view.join_key]
+            case = rng.choice(["none", "kept", "kept", "after-first", "offline", "offline-none"])
+            if not entity or case == "none":
+                continue
+            first_kept = 1 if case in ("kept", "after-first") else rng.randint(3, 9)
+            times = sorted(moment + rng.randint(1, 5_000) for _ in range(4))  # every kept row after the moment
+            if case == "kept":  # some kept rows at or before the moment (the moment itself included)
+                times = sorted([moment - 1 - rng.randint(0, 1) * rng.randint(0, 60_000) for _ in range(2)] + times[:2])
+            for offset, at in enumerate(times):
+                member = f"{first_kept + offset:019d}:" + ",".join(
+                    "" if v is None else str(v) for v in _values(view, rng, at)
+                )
+                online.zadd(history_key(view, entity, settings.features.project), {member: at})
+            for version in range(1, first_kept):
+                at = moment - 1 - rng.randint(0, 3_600_000) if case == "offline" else moment + rng.randint(0, 9)
+                values = _values(view, rng, at)
+                offline_rows[view.name].append((entity, at, version, *values[:-1]))
+        payments.append({
+            "event_id": str(uuid.uuid4()), "event_time": moment, "user_id": user, "correlation_id": str(uuid.uuid4()),
+            "payment_id": str(uuid.uuid4()), "order_id": str(uuid.uuid4()), "attempt": rng.choice([1, 1, 2, 5]),
+            "method": rng.choice(["UPI", "CARD"]), "amount_minor": rng.choice([1, 4_900, 99_900, 10**11]),
+            "device_id": device,
+        })  # fmt: skip
+    online.close()
+    with psycopg.connect(settings.postgres.dsn(settings.postgres.database), autocommit=True) as connection:
+        for view in VIEWS:
+            names = [view.join_key, AS_OF_FEATURE, "version"] + [n for n in view.features if n != AS_OF_FEATURE]
+            insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                sql.Identifier(settings.features.offline_schema, view.name),
+                sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            )  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.executemany(insert, offline_rows[view.name])
+    return pd.DataFrame(payments, columns=PAYMENT_COLUMNS)
+
+
+def _model(settings: Settings, rng: random.Random, folder: Path) -> Settings:
+    """A model fitted by the training code path on random features, saved where the job and the reference load it."""
+    generator = np.random.default_rng(rng.randint(0, 2**31))
+    rows = 2_000
+    frame: dict[str, Any] = {
+        column: np.where(generator.random(rows) < 0.2, np.nan, generator.integers(0, 500, rows).astype("float64"))
+        for column in FEAST_COLUMNS
+    }
+    frame |= {"payment_time_ms": np.full(rows, float(BASE_MS)), "amount_minor": generator.integers(1, 10**6, rows),
+              "attempt": generator.integers(1, 4, rows), "method": generator.choice(["UPI", "CARD"], rows)}  # fmt: skip
+    frame["user_payments__amount_minor_1d"] = frame["user_payments__payments_1d"] * 1_000
+    inputs = model_inputs(frame)
+    labels = (inputs["amount_log"] + generator.normal(0, 2, rows) > 12).to_numpy().astype(int)
+    card = ModelCard(
+        version=f"fraud-test-{uuid.uuid4().hex[:8]}", inputs=list(inputs.columns), feast_features=FEAST_COLUMNS,
+        thresholds={"review": 0.4, "reject": 0.8}, training_window={}, test_window={}, metrics={},
+    )  # fmt: skip
+    FraudModel(FraudModel.fit(inputs, labels), card).save(folder)
+    # More reasons than inputs: each decision lists every input that raised its score, and no other.
+    return settings.model_copy(update={"fraud": settings.fraud.model_copy(
+        update={"models_dir": folder, "model_version": card.version, "reasons": len(card.inputs) + 1})})  # fmt: skip
+
+
+def _jvm_decisions(settings: Settings, payments: pd.DataFrame) -> pd.DataFrame:
+    t_env = StreamTableEnvironment.create(execution_environment(settings, "test-fraud-scoring"))
+    register_scoring(t_env, settings)
+    t_env.create_temporary_view("payments", t_env.from_pandas(payments))
+    table = t_env.sql_query("""
+        SELECT payment_id, s.decision_id, s.decision, s.score, s.reasons, s.model_version, s.record FROM (
+            SELECT payment_id, score_payment(event_id, event_time, user_id, correlation_id, payment_id, order_id,
+                                             CAST(attempt AS INT), `method`, amount_minor, device_id) AS s
+            FROM payments)""")
+    with table.execute().collect() as results:
+        rows = [list(row) for row in results]
+    columns = ["payment_id", "decision_id", "decision", "score", "reasons", "model_version", "record"]
+    return pd.DataFrame(rows, columns=columns).set_index("payment_id")
+
+
+def test_the_jvm_scores_as_the_python_model_does(feature_settings: Settings, tmp_path: Path) -> None:
+    rng = random.Random(23)
+    settings = _model(feature_settings, rng, tmp_path / "models")
+    payments = _seed(settings, rng)
+    scorer = Scorer(settings, settings.fraud.model_version)
+    expected = scorer.decide(payments).set_index(payments["payment_id"])
+    offline_reads = scorer.features.offline_reads
+    scorer.features.close()
+    served = _jvm_decisions(settings, payments)
+
+    assert len(served) == len(payments)
+    decoder = AvroDeserializer(make_registry(settings))
+    differences = []
+    for payment_id, want in expected.iterrows():
+        got = served.loc[payment_id]
+        same = (
+            got["decision_id"] == want["decision_id"] and got["decision"] == want["decision"]
+            and abs(got["score"] - want["score"]) < 1e-9 and got["reasons"] == want["reasons"]
+            and got["model_version"] == want["model_version"]
+        )  # fmt: skip
+        ours, theirs = decoder.deserialize(bytes(got["record"])).value, decoder.deserialize(want["record"]).value
+        assert abs(ours.pop("score") - theirs.pop("score")) < 1e-9
+        ours.pop("event_time"), theirs.pop("event_time")  # when each decided
+        if not same or ours != theirs:
+            differences.append((payment_id, dict(got), dict(want)))
+    assert not differences, f"{len(differences)} of {len(expected)} differ, e.g. {differences[:2]}"
+    # The inputs reached every branch: all three decisions, reasons and none, both stores read.
+    assert set(expected["decision"]) == {"APPROVE", "REVIEW", "REJECT"}, expected["decision"].value_counts()
+    reasons = expected["reasons"].str.count(";")
+    assert reasons.nunique() > 5 and reasons.max() < len(model_inputs({"method": []}).columns) - 1, reasons
+    assert offline_reads > PAYMENTS // 4, offline_reads
