@@ -105,7 +105,9 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=500, help="payment.initiated per second")
     parser.add_argument("--clicks", type=int, default=5000, help="background clickstream events per second")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds at the same rates before measuring")
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="seconds at the same rates before measuring (JIT, caches, catch-up)"
+    )
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--logs", type=Path, default=None, help="keep the jobs' output here")
     parser.add_argument(

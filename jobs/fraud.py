@@ -107,7 +107,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     sink = ClickHouseSinkOptions(
         clickhouse.host, clickhouse.http_port, clickhouse.database, clickhouse.user,
         clickhouse.password.get_secret_value(), flink.sink_batch_rows, flink.sink_batch_delay_s,
-        flink.sink_max_retries, flink.sink_parallelism,
+        flink.sink_max_retries, flink.sink_parallelism, own_task=True,
     )  # fmt: skip
     quoted = ", ".join(f"`{name}` {kind}" for name, kind in (c.split() for c in CLICKHOUSE_COLUMNS.split(", ")))
     t_env.execute_sql(

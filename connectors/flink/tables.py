@@ -107,6 +107,9 @@ class ClickHouseSinkOptions:
     batch_delay_s: float
     max_retries: int
     parallelism: int | None = None
+    # The writer in a task of its own: a checkpoint's flush (waiting for ClickHouse) then stalls only the writer, not
+    # the operators before it (the fraud job's decisions).
+    own_task: bool = False
 
     def options(self, table: str) -> dict[str, str]:
         options = {
@@ -124,6 +127,8 @@ class ClickHouseSinkOptions:
             options["password"] = self.password
         if self.parallelism is not None:
             options["sink.parallelism"] = str(self.parallelism)
+        if self.own_task:
+            options["sink.own-task"] = "true"
         return options
 
 

@@ -43,11 +43,13 @@ def database(settings: Settings, platform: Platform) -> Iterator[tuple[str, Clic
     backend.close()
 
 
-def _sink(t_env: StreamTableEnvironment, settings: Settings, database: str, table: str, columns: str) -> str:
+def _sink(
+    t_env: StreamTableEnvironment, settings: Settings, database: str, table: str, columns: str, own_task: bool = False
+) -> str:
     clickhouse = settings.clickhouse
     options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, database, clickhouse.user,
                                     clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
-                                    max_retries=1)  # fmt: skip
+                                    max_retries=1, own_task=own_task)  # fmt: skip
     name = f"sink_{uuid.uuid4().hex[:8]}"
     t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) WITH ({with_clause(options.options(table))})")
     return name
@@ -92,12 +94,14 @@ def test_every_supported_type_arrives_as_the_columns_own_type(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("own_task", [False, True], ids=["chained", "own-task"])
 def test_an_upsert_table_ends_with_the_newest_row_of_every_key(
-    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend], own_task: bool
 ) -> None:
     db, backend = database
     backend.query(f"CREATE TABLE {db}.counts (k String, n UInt64, total Int64) ENGINE = ReplacingMergeTree ORDER BY k")
-    sink = _sink(t_env, settings, db, "counts", "k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED")
+    columns = "k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED"
+    sink = _sink(t_env, settings, db, "counts", columns, own_task)
     values = [(f"key-{i % 7}", i) for i in range(200)]
     rows = ", ".join(f"('{key}', {value})" for key, value in values)
     # Without mini-batches each input row updates its key: 200 updates of 7 keys, in batches of 3 rows.

@@ -49,6 +49,10 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     public static final ConfigOption<Duration> REQUEST_TIMEOUT = ConfigOptions.key("sink.request.timeout")
             .durationType().defaultValue(Duration.ofSeconds(60));
     public static final ConfigOption<Integer> PARALLELISM = FactoryUtil.SINK_PARALLELISM;
+    public static final ConfigOption<Boolean> OWN_TASK = ConfigOptions.key("sink.own-task").booleanType()
+            .defaultValue(false)
+            .withDescription("The writer runs in a task of its own, not chained to the operators before it: the"
+                    + " insert a checkpoint waits for then stalls only the writer (a latency-bound job's choice).");
 
     @Override
     public String factoryIdentifier() {
@@ -63,7 +67,7 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
         return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
-                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM);
+                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK);
     }
 
     @Override
@@ -86,7 +90,7 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
                 options.getOptional(PASSWORD).orElse(null), names, types, key, options.get(BATCH_ROWS),
                 options.get(BATCH_INTERVAL).toMillis(), options.get(MAX_IN_FLIGHT), options.get(MAX_RETRIES),
                 options.get(RETRY_BACKOFF).toMillis(), options.get(REQUEST_TIMEOUT).toMillis());
-        return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null));
+        return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null), options.get(OWN_TASK));
     }
 
     private static void positive(ReadableConfig options, ConfigOption<Integer> option) {
