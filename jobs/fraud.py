@@ -23,6 +23,7 @@ import logging
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
+from connectors.flink.events import dead_letter_select
 from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
@@ -59,6 +60,12 @@ CLICKHOUSE_COLUMNS = (
     "model_version STRING, first_rank BIGINT"
 )
 SCORING_FUNCTION = "com.suuupra.flink.fraud.FraudScore"
+# What a decision record needs of its payment (the device and the payment's details may be missing).
+DECISION_NEEDS = ("event_id", "event_time", "user_id", "correlation_id", "payment_id", "order_id")
+
+
+def _complete() -> str:
+    return " AND ".join(f"{name} IS NOT NULL" for name in DECISION_NEEDS)
 
 
 def register_scoring(t_env: StreamTableEnvironment, settings: Settings) -> str:
@@ -85,11 +92,11 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     version = register_scoring(t_env, settings)
     print(f"fraud job: scoring with model {version}", flush=True)
     declare_decoded(env, t_env, settings, JOB_NAME, [settings.topics.payment], DECODED_FIELDS, bounded)
-    scored = t_env.sql_query("""
+    scored = t_env.sql_query(f"""
         SELECT event_time, user_id, payment_id, order_id,
                score_payment(event_id, event_time, user_id, correlation_id, payment_id, order_id, attempt, `method`,
                              amount_minor, COALESCE(device_id, '')) AS s
-        FROM events WHERE event_type = 'payment.initiated'""")
+        FROM events WHERE event_type = 'payment.initiated' AND {_complete()}""")
     # Through a DataStream and back: the planner then scores each payment once, not once per sink.
     t_env.create_temporary_view(
         "scored", t_env.from_data_stream(t_env.to_data_stream(scored), Schema.new_builder().build())
@@ -115,6 +122,14 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = F
     )
     statements = t_env.create_statement_set()
     statements.add_insert_sql(dead_letter_insert(JOB_NAME))
+    # A payment whose writer schema lacked a field a decision needs (the decoder reads it as NULL) cannot be decided.
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY VIEW undecidable AS
+        SELECT record_key, payload, kafka_topic, kafka_partition, kafka_offset, FALSE AS ok,
+               'payment.initiated without one of {", ".join(DECISION_NEEDS)}: it cannot be decided' AS error,
+               'missing_field' AS error_code
+        FROM events WHERE event_type = 'payment.initiated' AND NOT ({_complete()})""")
+    statements.add_insert_sql(f"INSERT INTO dead_letter_sink {dead_letter_select('undecidable', JOB_NAME)}")
     statements.add_insert_sql(f"""
         INSERT INTO decision_sink
         SELECT ENCODE(user_id, 'UTF-8'), s.record, MAP['{EVENT_TYPE_HEADER}', ENCODE('payment.fraud_decided', 'UTF-8')],

@@ -310,6 +310,8 @@ class FraudSettings(BaseModel):
     reasons: int = Field(default=3, ge=0)
     # A feature read from Redis that takes longer fails (once retried on a new connection), and so does the job.
     feature_read_timeout_ms: int = Field(default=2000, gt=0)
+    # Likewise a query of the offline store (a moment older than the online history keeps), and connecting to it.
+    offline_read_timeout_s: int = Field(default=30, gt=0)
 
 
 class ServicesSettings(BaseModel):

@@ -90,9 +90,10 @@ def model_inputs(frame: Columns) -> pd.DataFrame:
     payments_1d = np.nan_to_num(_floats(frame, "user_payments__payments_1d"), nan=0.0)
     amount_1d = np.nan_to_num(_floats(frame, "user_payments__amount_minor_1d"), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        usual = amount_1d / np.where(payments_1d > 0, payments_1d, np.nan)
-        # How many times the user's usual payment of the day this one is (0: no payment that day).
-        inputs["amount_vs_usual_log"] = np.log1p(np.nan_to_num(amount / usual, nan=0.0, posinf=np.inf))
+        usual = amount_1d / np.where((payments_1d > 0) & (amount_1d > 0), payments_1d, np.nan)
+        # How many times the user's usual payment of the day this one is (0: no payment, or only free ones, that
+        # day: an infinite input would stop the model).
+        inputs["amount_vs_usual_log"] = np.log1p(np.nan_to_num(np.clip(amount / usual, 0, None), nan=0.0))
 
     def age_log(epoch_ms: NDArray[np.float64]) -> NDArray[np.float64]:
         with np.errstate(invalid="ignore"):

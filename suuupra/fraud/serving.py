@@ -43,6 +43,7 @@ def scoring_configuration(settings: Settings, model: FraudModel) -> str:
             "url": f"jdbc:postgresql://{postgres.host}:{postgres.port}/{postgres.database}",
             "user": postgres.user, "password": postgres.password.get_secret_value(),
             "schema": settings.features.offline_schema,
+            "timeout_s": settings.fraud.offline_read_timeout_s,
         },
         "offline_catch_up_ms": int(settings.features.offline_catch_up_s * 1000),
         "decision": {"namespace": str(DECISION_NAMESPACE), "schema_id": decision_schema_id(settings),

@@ -1,5 +1,6 @@
 package com.suuupra.flink.clickhouse;
 
+import java.util.Optional;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.DataStreamSink;
 import org.apache.flink.table.connector.ChangelogMode;
@@ -40,6 +41,12 @@ final class ClickHouseTableSink implements DynamicTableSink {
             return SinkV2Provider.of(new ClickHouseSink(config), parallelism);
         }
         return new DataStreamSinkProvider() {
+            // The planner plans the exchange before the writer (a keyed shuffle for upserts) from this parallelism.
+            @Override
+            public Optional<Integer> getParallelism() {
+                return Optional.ofNullable(parallelism);
+            }
+
             @Override
             public DataStreamSink<?> consumeDataStream(ProviderContext provider, DataStream<RowData> rows) {
                 DataStreamSink<RowData> sink = rows.sinkTo(new ClickHouseSink(config))

@@ -8,6 +8,7 @@ import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -48,6 +49,13 @@ final class FraudModel implements Serializable {
         if (mean.length != inputs.length || scale.length != inputs.length || weights.length != inputs.length) {
             throw new IllegalArgumentException("model " + version + ": inputs, mean, scale and weights differ in length");
         }
+        Map<String, Double> known = inputs(Map.of(), 0L, null, null, null);
+        for (String input : inputs) {
+            if (!known.containsKey(input)) {
+                throw new IllegalArgumentException("model " + version + " wants the input " + input + ", which this "
+                        + "scoring function does not compute: rebuild connectors/jvm from the code that trained it");
+            }
+        }
     }
 
     /** A scored payment. */
@@ -72,7 +80,9 @@ final class FraudModel implements Serializable {
             logit += contributions[i];
         }
         double score = 1.0 / (1.0 + Math.exp(-(logit + intercept)));
-        String decision = score >= reject ? "REJECT" : score >= review ? "REVIEW" : "APPROVE";
+        // A score that is not a number (an input out of every range) goes to a human, the schema's safe choice.
+        String decision = Double.isNaN(score) ? "REVIEW" : score >= reject ? "REJECT" : score >= review ? "REVIEW"
+                : "APPROVE";
         return new Scored(score, decision, reasons(values, contributions));
     }
 
@@ -82,7 +92,10 @@ final class FraudModel implements Serializable {
         for (int i = 0; i < inputs.length; i++) {
             order.add(i);
         }
-        order.sort((a, b) -> Double.compare(contributions[b], contributions[a]));
+        // Largest first and NaN last, as numpy's argsort of the negated contributions orders them.
+        order.sort((a, b) -> Double.isNaN(contributions[a]) || Double.isNaN(contributions[b])
+                ? Boolean.compare(Double.isNaN(contributions[a]), Double.isNaN(contributions[b]))
+                : Double.compare(contributions[b], contributions[a]));
         List<String> reasons = new ArrayList<>(reasonCount);
         for (int i : order.subList(0, Math.min(reasonCount, order.size()))) {
             if (contributions[i] > 0) {
@@ -106,8 +119,8 @@ final class FraudModel implements Serializable {
         }
         double payments1d = orZero(feature(features, "user_payments__payments_1d"));
         double amount1d = orZero(feature(features, "user_payments__amount_minor_1d"));
-        double usual = amount1d / (payments1d > 0 ? payments1d : Double.NaN);
-        result.put("amount_vs_usual_log", Math.log1p(nanToNum(amount / usual)));
+        double usual = amount1d / (payments1d > 0 && amount1d > 0 ? payments1d : Double.NaN);
+        result.put("amount_vs_usual_log", Math.log1p(orZero(clipAtZero(amount / usual))));
         double registered = feature(features, "user_account__registered_at_ms");
         result.put("account_unknown", Double.isNaN(registered) ? 1.0 : 0.0);
         result.put("account_age_log", ageLog(now, registered));
@@ -163,13 +176,16 @@ final class FraudModel implements Serializable {
         if (exponent < -4 || exponent >= 3) {
             BigDecimal mantissa = rounded.movePointLeft(exponent);
             String digits = stripZeros(mantissa.toPlainString());
-            return digits + "e" + (exponent < 0 ? "-" : "+") + String.format("%02d", Math.abs(exponent));
+            return digits + "e" + (exponent < 0 ? "-" : "+") + String.format(Locale.ROOT, "%02d", Math.abs(exponent));
         }
         return stripZeros(rounded.setScale(Math.max(0, 2 - exponent), RoundingMode.HALF_EVEN).toPlainString());
     }
 
     /** Python's {@code format(value, ".2f")} (exact binary value, halves to even). */
     static String fixed2(double value) {
+        if (!Double.isFinite(value)) {
+            return Double.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+        }
         return new BigDecimal(value).setScale(2, RoundingMode.HALF_EVEN).toPlainString();
     }
 

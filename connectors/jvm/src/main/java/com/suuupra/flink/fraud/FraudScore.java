@@ -61,7 +61,8 @@ public final class FraudScore extends ScalarFunction {
                 redis.get("timeout_ms").asInt());
         JsonNode postgres = root.get("postgres");
         offline = new OfflineFeatures(postgres.get("url").asText(), postgres.get("user").asText(),
-                postgres.get("password").asText(""), postgres.get("schema").asText());
+                postgres.get("password").asText(""), postgres.get("schema").asText(),
+                postgres.get("timeout_s").asInt());
         catchUpNanos = TimeUnit.MILLISECONDS.toNanos(root.get("offline_catch_up_ms").asLong());
         JsonNode decision = root.get("decision");
         namespace = UUID.fromString(decision.get("namespace").asText());
@@ -74,7 +75,9 @@ public final class FraudScore extends ScalarFunction {
     public Row eval(String eventId, Long eventTime, String userId, String correlationId, String paymentId,
             String orderId, Integer attempt, String method, Long amountMinor, String deviceId) {
         long moment = eventTime - 1; // what training reads: the features as of just before the payment
-        Map<String, String> entities = Map.of("user_id", userId, "device_id", deviceId == null ? "" : deviceId);
+        // The decoder refuses a payment without a user; a missing device only means no device features.
+        Map<String, String> entities = Map.of("user_id", userId == null ? "" : userId, "device_id",
+                deviceId == null ? "" : deviceId);
         Map<String, Long> features;
         try {
             features = features(entities, moment);
@@ -137,11 +140,14 @@ public final class FraudScore extends ScalarFunction {
 
     @Override
     public void close() throws Exception {
-        if (history != null) {
-            history.close();
-        }
-        if (offline != null) {
-            offline.close();
+        try {
+            if (history != null) {
+                history.close();
+            }
+        } finally {
+            if (offline != null) {
+                offline.close();
+            }
         }
     }
 

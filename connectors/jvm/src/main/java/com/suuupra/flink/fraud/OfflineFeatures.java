@@ -5,7 +5,9 @@ import java.sql.Driver;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -17,23 +19,40 @@ import org.slf4j.LoggerFactory;
  * moment (ties: the higher version), as Feast's point-in-time join reads it for training.
  *
  * <p>The offline sink may lag the online one: the read waits, up to a deadline, until the table holds every version
- * below the oldest one kept online (a version written twice by a replay counts once).
+ * below the oldest one kept online (a version written twice by a replay counts once). An entity whose wait ran out
+ * is not waited for again at the same oldest version (a gap that never fills would stall every later payment).
  */
 final class OfflineFeatures implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(OfflineFeatures.class);
     private static final long RETRY_MS = 50;
 
-    private final String url;
-    private final Properties credentials;
-    private final String schema;
-    private Connection connection;
+    private static final int REMEMBERED_GAPS = 10_000;
 
-    OfflineFeatures(String url, String user, String password, String schema) {
+    private final String url;
+    private final Properties properties;
+    private final String schema;
+    private final int timeoutSeconds;
+    private Connection connection;
+    /** (view, entity, oldest kept version) whose wait ran out, the newest {@link #REMEMBERED_GAPS}. */
+    private final Map<String, Boolean> gaps = new LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Boolean> eldest) {
+            return size() > REMEMBERED_GAPS;
+        }
+    };
+
+    OfflineFeatures(String url, String user, String password, String schema, int timeoutSeconds) {
         this.url = url;
-        this.credentials = new Properties();
-        credentials.setProperty("user", user);
-        credentials.setProperty("password", password);
+        this.properties = new Properties();
+        properties.setProperty("user", user);
+        properties.setProperty("password", password);
+        // A hung server fails the read (and the job, which restarts) instead of blocking the task for good.
+        properties.setProperty("connectTimeout", Integer.toString(timeoutSeconds));
+        properties.setProperty("socketTimeout", Integer.toString(timeoutSeconds));
         this.schema = schema;
+        this.timeoutSeconds = timeoutSeconds;
     }
 
     /**
@@ -48,32 +67,27 @@ final class OfflineFeatures implements AutoCloseable {
                 + " = ? AND t.version < ?), " + columns + " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM "
                 + table + " t WHERE t." + quote(joinKey) + " = ? AND t." + quote(asOfFeature) + " <= ? AND t.version < ?"
                 + " ORDER BY t." + quote(asOfFeature) + " DESC, t.version DESC LIMIT 1) h ON true";
+        String gap = view + "\u0000" + entity + "\u0000" + below;
+        long deadline = gaps.containsKey(gap) ? System.nanoTime() : deadlineNanos;
         while (true) {
-            long written;
             Long[] row = new Long[features.size()];
-            try (PreparedStatement statement = connection().prepareStatement(sql)) {
-                statement.setString(1, entity);
-                statement.setLong(2, below);
-                statement.setString(3, entity);
-                statement.setLong(4, momentMs);
-                statement.setLong(5, below);
-                try (ResultSet result = statement.executeQuery()) {
-                    result.next();
-                    written = result.getLong(1);
-                    for (int i = 0; i < row.length; i++) {
-                        long value = result.getLong(i + 2);
-                        row[i] = result.wasNull() ? null : value;
-                    }
-                }
+            long written;
+            try {
+                written = query(sql, entity, momentMs, below, row);
             } catch (SQLException error) {
-                close(); // a restarted server: the next read opens a new connection, this one fails the job
-                throw error;
+                close();
+                if (error.getSQLState() == null || !error.getSQLState().startsWith("08")) {
+                    throw error;
+                }
+                // The connection broke (a restarted server, a dropped idle connection): once more on a new one.
+                written = query(sql, entity, momentMs, below, row);
             }
             Long asOf = row[features.indexOf(asOfFeature)];
-            if (written >= below - 1 || System.nanoTime() >= deadlineNanos) {
+            if (written >= below - 1 || System.nanoTime() >= deadline) {
                 if (written < below - 1) {
-                    LOG.warn("{}: the offline store is still behind the online history; serving its newest row as of"
-                            + " the moment", view);
+                    gaps.put(gap, Boolean.TRUE);
+                    LOG.warn("{}: the offline store is still behind the online history of {} (versions below {});"
+                            + " serving its newest row as of the moment", view, entity, below);
                 }
                 return asOf == null ? null : row;
             }
@@ -81,16 +95,47 @@ final class OfflineFeatures implements AutoCloseable {
         }
     }
 
+    /** Fills {@code row} (null where the table has nothing) and returns how many versions below are written. */
+    private long query(String sql, String entity, long momentMs, long below, Long[] row) throws SQLException {
+        try (PreparedStatement statement = connection().prepareStatement(sql)) {
+            statement.setQueryTimeout(timeoutSeconds);
+            statement.setString(1, entity);
+            statement.setLong(2, below);
+            statement.setString(3, entity);
+            statement.setLong(4, momentMs);
+            statement.setLong(5, below);
+            try (ResultSet result = statement.executeQuery()) {
+                result.next();
+                long written = result.getLong(1);
+                for (int i = 0; i < row.length; i++) {
+                    long value = result.getLong(i + 2);
+                    row[i] = result.wasNull() ? null : value;
+                }
+                return written;
+            }
+        }
+    }
+
     private Connection connection() throws SQLException {
         if (connection == null) {
+            Connection opened;
             try {
                 Driver driver = (Driver) Class.forName("org.postgresql.Driver", true,
                         OfflineFeatures.class.getClassLoader()).getDeclaredConstructor().newInstance();
-                connection = driver.connect(url, credentials);
+                opened = driver.connect(url, properties);
             } catch (ReflectiveOperationException error) {
                 throw new SQLException("pgjdbc (org.postgresql:postgresql) is not on the job's classpath", error);
             }
-            connection.setAutoCommit(true);
+            if (opened == null) {
+                throw new SQLException("pgjdbc does not accept the URL " + url);
+            }
+            try {
+                opened.setAutoCommit(true);
+            } catch (SQLException error) {
+                opened.close();
+                throw error;
+            }
+            connection = opened;
         }
         return connection;
     }

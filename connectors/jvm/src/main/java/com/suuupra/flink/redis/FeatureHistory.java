@@ -5,6 +5,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Reads the rows the {@code feast-redis} sink keeps per entity and view with a history ({@code history.max-rows}):
@@ -15,6 +17,7 @@ import java.util.List;
  * moment and the oldest member kept (which says, when the first finds nothing, whether older rows ever existed).
  */
 public final class FeatureHistory implements Closeable {
+    private static final Logger LOG = LoggerFactory.getLogger(FeatureHistory.class);
     private static final byte[] ZREVRANGEBYSCORE = bytes("ZREVRANGEBYSCORE");
     private static final byte[] ZRANGE = bytes("ZRANGE");
     private static final byte[] MINUS_INFINITY = bytes("-inf");
@@ -59,6 +62,8 @@ public final class FeatureHistory implements Closeable {
         } catch (RespConnection.ServerError error) {
             throw error;
         } catch (IOException error) {
+            LOG.warn("reading the feature history from Redis failed ({}); once more on a new connection",
+                    error.toString());
             close();
             return readOnce(requests);
         }
