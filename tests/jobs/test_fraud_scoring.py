@@ -7,7 +7,10 @@ row the online history keeps (read from the offline table)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import random
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,18 +19,23 @@ import numpy as np
 import pandas as pd
 import psycopg
 import redis
+from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 from pyflink.table import StreamTableEnvironment
 
-from connectors.avro.serde import AvroDeserializer
+from connectors.avro.schema import AvroSchema
+from connectors.avro.serde import AvroDeserializer, AvroSerializer
+from connectors.kafka.dead_letter import read_dead_letters
 from feature_store.catalog import AS_OF_FEATURE, View
 from jobs.fraud import register_scoring
 from jobs.runtime import execution_environment
-from suuupra.events import make_registry
+from suuupra.clickhouse.migrate import server_backend
+from suuupra.events import EVENT_TYPE_HEADER, EventPublisher, make_registry
 from suuupra.features.as_of import history_key
 from suuupra.fraud.model import FEAST_COLUMNS, VIEWS, FraudModel, ModelCard, model_inputs
 from suuupra.fraud.scoring import PAYMENT_COLUMNS, Scorer
-from suuupra.settings import Settings
+from suuupra.settings import Settings, environment_overrides
+from tests.jobs.analytics_support import SUUUPRA
 
 PAYMENTS = 400
 BASE_MS = 1_780_000_000_000
@@ -120,6 +128,15 @@ def _model(settings: Settings, rng: random.Random, folder: Path) -> Settings:
         update={"models_dir": folder, "model_version": card.version})})  # fmt: skip
 
 
+def _initiated(at_ms: int) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()), "event_type": "payment.initiated", "event_time": at_ms, "producer": "test",
+        "correlation_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "payment_id": str(uuid.uuid4()),
+        "order_id": str(uuid.uuid4()), "attempt": 1, "method": "UPI", "amount_minor": 99_900, "currency": "INR",
+        "device_id": "dev-1", "ip_address": "10.0.0.1", "idempotency_key": str(uuid.uuid4()),
+    }  # fmt: skip
+
+
 def _millis(moment: dt.datetime) -> int:
     return round(moment.timestamp() * 1000)
 
@@ -185,3 +202,59 @@ def test_the_jvm_scores_as_the_python_model_does(feature_settings: Settings, tmp
     # The inputs reached every branch: all three decisions, and both stores were read.
     assert set(expected["decision"]) == {"APPROVE", "REVIEW", "REJECT"}, expected["decision"].value_counts()
     assert offline_reads > PAYMENTS // 4, offline_reads
+
+
+def test_a_payment_without_a_field_its_decision_needs_is_dead_lettered_and_the_others_decided(
+    feature_settings: Settings, tmp_path: Path
+) -> None:
+    """A writer version of payment.initiated without `correlation_id` (the decoder reads it as NULL): no decision can
+    carry it, so the record goes to the dead-letter topic with its reason; the payments around it are decided."""
+    settings = _model(feature_settings, random.Random(3), tmp_path / "models")
+    publisher = EventPublisher(settings)
+    topic = settings.topics.payment
+    catalog_schema = publisher.catalog.schema_for("payment.initiated").schema
+    parsed = json.loads(catalog_schema.text)
+    parsed["fields"] = [f for f in parsed["fields"] if f["name"] != "correlation_id"]
+    without = AvroSchema.from_text(json.dumps(parsed))
+    valid = [_initiated(BASE_MS + i) for i in range(3)]
+    lacking = _initiated(BASE_MS + 10)
+    publisher.publish(valid[0])
+    # The registry refuses this version under the topic's subject (incompatible); a producer registering it under a
+    # subject of its own still gets an id, and readers resolve writers by id.
+    writer = AvroSerializer(make_registry(settings), lambda topic, name: f"{topic}-legacy-{name}", auto_register=True)
+    body = writer.serialize(topic, without, {k: v for k, v in lacking.items() if k != "correlation_id"})
+    publisher.producer.produce_raw(topic, lacking["user_id"].encode(), body,
+                                   ((EVENT_TYPE_HEADER, b"payment.initiated"),))  # fmt: skip
+    for event in valid[1:]:
+        publisher.publish(event)
+    publisher.flush()
+
+    environment = {
+        **os.environ,
+        **environment_overrides(settings, "topics", "flink", "features", "fraud", "clickhouse"),
+    }
+    result = subprocess.run([SUUUPRA, "jobs", "run", "fraud", "--bounded"], env=environment, capture_output=True,
+                            text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    letters = read_dead_letters(settings.kafka.client_config(), settings.topics.dead_letter)
+    assert [letter.headers["reason.code"] for letter in letters] == ["missing_field"], letters
+    letter = letters[0]
+    assert "correlation_id" in letter.headers["reason"]
+    # The decoder keeps no bytes of a readable record: the letter points at it, and the record is there.
+    assert letter.headers["original.topic"] == topic
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"test-{uuid.uuid4()}"})
+    try:
+        consumer.assign([TopicPartition(topic, int(letter.headers["original.partition"]),
+                                        int(letter.headers["original.offset"]))])  # fmt: skip
+        record = consumer.poll(10)
+        assert record is not None and record.value() == body
+    finally:
+        consumer.close()
+    backend = server_backend(settings)
+    try:
+        decided = {row[0] for row in backend.query(
+            f"SELECT payment_id FROM {settings.clickhouse.database}.fraud_decisions").rows}  # fmt: skip
+    finally:
+        backend.close()
+    assert decided == {event["payment_id"] for event in valid}
