@@ -23,6 +23,7 @@ from suuupra.fraud.model import FEAST_COLUMNS, VIEWS, load_model, model_inputs
 from suuupra.settings import Settings
 
 PRODUCER = "fraud-job"
+DECISION_EVENT = "payment.fraud_decided"
 # Columns the job passes in (payment.initiated) and gets back, in order.
 PAYMENT_COLUMNS = ["event_id", "event_time", "user_id", "correlation_id", "payment_id", "order_id", "attempt",
                    "method", "amount_minor", "device_id"]  # fmt: skip
@@ -64,7 +65,7 @@ class Scorer:
         self.model = load_model(settings, version)
         self.features = AsOfReader(settings)
         self.serializer = AvroSerializer(make_registry(settings))
-        self.schema = default_catalog().schema_for("payment.fraud_decided").schema
+        self.schema = default_catalog().schema_for(DECISION_EVENT).schema
         self.topic = settings.topics.payment
         self.reason_count = settings.fraud.reasons
 
@@ -85,7 +86,7 @@ class Scorer:
         )):  # fmt: skip
             identifier = decision_id(str(event_id))
             event = {
-                "event_id": identifier, "event_type": "payment.fraud_decided", "event_time": decided_at,
+                "event_id": identifier, "event_type": DECISION_EVENT, "event_time": decided_at,
                 "producer": PRODUCER, "correlation_id": str(correlation_id), "user_id": str(user_id),
                 "payment_id": str(payment_id), "order_id": str(order_id),
                 "decision": decisions[position], "score": float(scores[position]),

@@ -8,14 +8,13 @@ import json
 from typing import Any
 
 from connectors.avro.serde import AvroSerializer
+from feature_store.catalog import AS_OF_FEATURE
 from schemas import default_catalog
 from services.commerce.saga import DECISION_NAMESPACE
 from suuupra.events import make_registry
 from suuupra.fraud.model import LOG_COUNTS, VIEWS, FraudModel, log_count_input
+from suuupra.fraud.scoring import DECISION_EVENT, PRODUCER
 from suuupra.settings import Settings
-
-PRODUCER = "fraud-job"
-DECISION_EVENT = "payment.fraud_decided"
 
 
 def decision_schema_id(settings: Settings) -> int:
@@ -33,6 +32,7 @@ def scoring_configuration(settings: Settings, model: FraudModel) -> str:
             "log_counts": {column: log_count_input(column) for column in LOG_COUNTS},
         },
         "views": [{"name": v.name, "join_key": v.join_key, "features": v.features} for v in VIEWS],
+        "as_of_feature": AS_OF_FEATURE,
         "project": settings.features.project,
         "redis": {
             "host": redis.host, "port": redis.port, "db": redis.db,

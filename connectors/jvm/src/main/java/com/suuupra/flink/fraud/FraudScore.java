@@ -27,7 +27,6 @@ import org.apache.flink.types.Row;
  */
 public final class FraudScore extends ScalarFunction {
     private static final long serialVersionUID = 1L;
-    private static final String AS_OF_FEATURE = "as_of_ms";
 
     private final String configuration;
     private transient FraudModel model;
@@ -38,6 +37,7 @@ public final class FraudScore extends ScalarFunction {
     private transient int schemaId;
     private transient String producer;
     private transient long catchUpNanos;
+    private transient String asOfFeature;
 
     private record View(String name, String joinKey, List<String> features) {}
 
@@ -64,6 +64,7 @@ public final class FraudScore extends ScalarFunction {
                 postgres.get("password").asText(""), postgres.get("schema").asText(),
                 postgres.get("timeout_s").asInt());
         catchUpNanos = TimeUnit.MILLISECONDS.toNanos(root.get("offline_catch_up_ms").asLong());
+        asOfFeature = root.get("as_of_feature").asText();
         JsonNode decision = root.get("decision");
         namespace = UUID.fromString(decision.get("namespace").asText());
         schemaId = decision.get("schema_id").asInt();
@@ -119,7 +120,7 @@ public final class FraudScore extends ScalarFunction {
             Long[] values = reply.values();
             if (!reply.found() && reply.oldestKeptVersion() > 1) {
                 // The moment is before every row still kept, and older rows existed: the offline table has them.
-                values = offline.read(view.name(), view.joinKey(), view.features(), AS_OF_FEATURE,
+                values = offline.read(view.name(), view.joinKey(), view.features(), asOfFeature,
                         entities.get(view.joinKey()), moment, reply.oldestKeptVersion(), deadline);
             }
             if (values != null) {

@@ -5,6 +5,7 @@ import java.sql.Driver;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,6 +34,8 @@ final class OfflineFeatures implements AutoCloseable {
     private final String schema;
     private final int timeoutSeconds;
     private Connection connection;
+    /** Per view, its query (the same text every time). */
+    private final Map<String, String> queries = new HashMap<>();
     /** (view, entity, oldest kept version) whose wait ran out, the newest {@link #REMEMBERED_GAPS}. */
     private final Map<String, Boolean> gaps = new LinkedHashMap<>(16, 0.75f, true) {
         private static final long serialVersionUID = 1L;
@@ -61,12 +64,7 @@ final class OfflineFeatures implements AutoCloseable {
      */
     Long[] read(String view, String joinKey, List<String> features, String asOfFeature, String entity, long momentMs,
             long below, long deadlineNanos) throws SQLException, InterruptedException {
-        String columns = features.stream().map(f -> "h." + quote(f)).collect(Collectors.joining(", "));
-        String table = quote(schema) + "." + quote(view);
-        String sql = "SELECT (SELECT count(DISTINCT version) FROM " + table + " t WHERE t." + quote(joinKey)
-                + " = ? AND t.version < ?), " + columns + " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM "
-                + table + " t WHERE t." + quote(joinKey) + " = ? AND t." + quote(asOfFeature) + " <= ? AND t.version < ?"
-                + " ORDER BY t." + quote(asOfFeature) + " DESC, t.version DESC LIMIT 1) h ON true";
+        String sql = queries.computeIfAbsent(view, v -> query(v, joinKey, features, asOfFeature));
         String gap = view + "\u0000" + entity + "\u0000" + below;
         long deadline = gaps.containsKey(gap) ? System.nanoTime() : deadlineNanos;
         while (true) {
@@ -93,6 +91,16 @@ final class OfflineFeatures implements AutoCloseable {
             }
             Thread.sleep(RETRY_MS);
         }
+    }
+
+    /** How many versions below are written, and the newest row at or before the moment among them. */
+    private String query(String view, String joinKey, List<String> features, String asOfFeature) {
+        String columns = features.stream().map(f -> "h." + quote(f)).collect(Collectors.joining(", "));
+        String table = quote(schema) + "." + quote(view);
+        return "SELECT (SELECT count(DISTINCT version) FROM " + table + " t WHERE t." + quote(joinKey)
+                + " = ? AND t.version < ?), " + columns + " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM "
+                + table + " t WHERE t." + quote(joinKey) + " = ? AND t." + quote(asOfFeature) + " <= ? AND t.version < ?"
+                + " ORDER BY t." + quote(asOfFeature) + " DESC, t.version DESC LIMIT 1) h ON true";
     }
 
     /** Fills {@code row} (null where the table has nothing) and returns how many versions below are written. */

@@ -328,13 +328,7 @@ public class FeastRedisSink implements Sink<RowData> {
             if (connection != null) {
                 return;
             }
-            connection = new RespConnection(host, port, timeoutMs);
-            if (password != null && !password.isEmpty()) {
-                connection.call(bytes("AUTH"), bytes(password));
-            }
-            if (database != 0) {
-                connection.call(bytes("SELECT"), bytes(Integer.toString(database)));
-            }
+            connection = RespConnection.open(host, port, password, database, timeoutMs);
             // Loaded on every new connection: a restarted Redis has forgotten it (NOSCRIPT), a new one never had it.
             scriptSha = (byte[]) connection.call(bytes("SCRIPT"), bytes("LOAD"), bytes(NEWEST_WINS));
 

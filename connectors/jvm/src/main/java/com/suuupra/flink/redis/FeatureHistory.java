@@ -110,19 +110,7 @@ public final class FeatureHistory implements Closeable {
 
     private RespConnection connection() throws IOException {
         if (connection == null) {
-            RespConnection opened = new RespConnection(host, port, timeoutMs);
-            try {
-                if (password != null && !password.isEmpty()) {
-                    opened.call(bytes("AUTH"), bytes(password));
-                }
-                if (database != 0) {
-                    opened.call(bytes("SELECT"), bytes(Integer.toString(database)));
-                }
-            } catch (IOException error) {
-                opened.close();
-                throw error;
-            }
-            connection = opened;
+            connection = RespConnection.open(host, port, password, database, timeoutMs);
         }
         return connection;
     }

@@ -43,6 +43,25 @@ final class RespConnection implements Closeable {
         in = new BufferedInputStream(socket.getInputStream(), 1 << 16);
     }
 
+    /** A connection, authenticated ({@code password} null or empty: none) and on {@code database}. */
+    static RespConnection open(String host, int port, String password, int database, int timeoutMs)
+            throws IOException {
+        RespConnection connection = new RespConnection(host, port, timeoutMs);
+        try {
+            if (password != null && !password.isEmpty()) {
+                connection.call("AUTH".getBytes(StandardCharsets.UTF_8), password.getBytes(StandardCharsets.UTF_8));
+            }
+            if (database != 0) {
+                connection.call("SELECT".getBytes(StandardCharsets.UTF_8),
+                        Integer.toString(database).getBytes(StandardCharsets.UTF_8));
+            }
+        } catch (IOException error) {
+            connection.close();
+            throw error;
+        }
+        return connection;
+    }
+
     /** Queues a command; its reply is read by {@link #sync()}. */
     void send(byte[]... arguments) throws IOException {
         out.write('*');
