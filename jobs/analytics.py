@@ -109,11 +109,18 @@ QUERIES = {
                high_ms - {{bound_ms}} - event_time, kafka_topic, kafka_partition, kafka_offset,
                {sql_string(LATE_REASON)}
         FROM late""",
+    # Distinct viewers in two steps: one row per (minute, content, viewer), then a count of those rows. Flink's
+    # COUNT(DISTINCT) keeps a map per key, and the state TTL's cleanup copies whole maps on every access.
     "content_minute": f"""
-        SELECT {MINUTE}, content_id, course_id, COUNT(*), COUNT(DISTINCT user_id), SUM(CAST(watch_seconds AS BIGINT)),
-               SUM(CASE WHEN completed THEN 1 ELSE 0 END)
-        FROM on_time WHERE event_type = 'clickstream.content_viewed'
-        GROUP BY {MINUTE_MS}, content_id, course_id""",
+        SELECT {_at("minute_ms")}, content_id, course_id, SUM(viewer_views), COUNT(user_id), SUM(viewer_watch_seconds),
+               SUM(viewer_completed_views)
+        FROM (
+            SELECT {MINUTE_MS} AS minute_ms, content_id, course_id, user_id, COUNT(*) AS viewer_views,
+                   SUM(CAST(watch_seconds AS BIGINT)) AS viewer_watch_seconds,
+                   SUM(CASE WHEN completed THEN 1 ELSE 0 END) AS viewer_completed_views
+            FROM on_time WHERE event_type = 'clickstream.content_viewed'
+            GROUP BY {MINUTE_MS}, content_id, course_id, user_id)
+        GROUP BY minute_ms, content_id, course_id""",
     "user_sessions": f"""
         SELECT user_id, {_at("session_start")}, {_at("session_end")}, duration_seconds, events, contents_watched,
                version, deleted
@@ -125,15 +132,19 @@ QUERIES = {
             FROM paid p JOIN approved a ON p.payment_id = a.payment_id
              AND p.event_time BETWEEN a.event_time AND a.event_time + 3600000)
         GROUP BY {MINUTE_MS}, course_id, `method`, currency""",
+    # Distinct users per stage in two steps, for the same reason as content_minute's viewers.
     "funnel_hour": f"""
-        SELECT {HOUR},
-               COUNT(DISTINCT CASE WHEN event_type = 'clickstream.content_viewed' THEN user_id END),
-               COUNT(DISTINCT CASE WHEN event_type = 'order.created' THEN user_id END),
-               COUNT(DISTINCT CASE WHEN event_type = 'order.paid' THEN user_id END),
-               COUNT(DISTINCT CASE WHEN event_type = 'user.enrolled' THEN user_id END)
-        FROM on_time
-        WHERE event_type IN ('clickstream.content_viewed', 'order.created', 'order.paid', 'user.enrolled')
-        GROUP BY {HOUR_MS}""",
+        SELECT {_at("hour_ms")},
+               COUNT(CASE WHEN event_type = 'clickstream.content_viewed' THEN 1 END),
+               COUNT(CASE WHEN event_type = 'order.created' THEN 1 END),
+               COUNT(CASE WHEN event_type = 'order.paid' THEN 1 END),
+               COUNT(CASE WHEN event_type = 'user.enrolled' THEN 1 END)
+        FROM (
+            SELECT {HOUR_MS} AS hour_ms, event_type, user_id FROM on_time
+            WHERE event_type IN ('clickstream.content_viewed', 'order.created', 'order.paid', 'user.enrolled')
+              AND user_id IS NOT NULL
+            GROUP BY {HOUR_MS}, event_type, user_id)
+        GROUP BY hour_ms""",
     "registrations_minute": f"""
         SELECT {MINUTE}, COUNT(*) FROM on_time WHERE event_type = 'user.registered' GROUP BY {MINUTE_MS}""",
     "content_dim": f"""
@@ -158,7 +169,7 @@ def _declare_sources(
         registry_url=settings.registry.ccompat_url, fields=DECODED_FIELDS, event_time_field="event_time",
         event_time_range_ms=flink.event_time_range_ms, late_bound_ms=flink.max_out_of_orderness_s * 1000,
         payload_json=True, event_types=topic_event_types(settings, source_topics(settings)),
-        max_string_bytes=flink.max_string_bytes,
+        max_string_bytes=flink.max_string_bytes, decode_in_own_task=flink.decode_in_own_task,
     ))  # fmt: skip
     views = {
         "events": "SELECT * FROM sequenced WHERE ok",

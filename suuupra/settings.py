@@ -251,6 +251,9 @@ class FlinkSettings(BaseModel):
     # Aggregates are updated continuously; Flink folds the updates of this long into one write per key.
     mini_batch_latency_ms: int = Field(default=1000, gt=0)
     mini_batch_rows: int = Field(default=20_000, gt=0)
+    # Kafka reading and decoding in a task of their own, the SQL operators reading the events in another: two threads
+    # per subtask instead of one, each decoded row copied once between them.
+    decode_in_own_task: bool = True
     # Keyed state untouched for this long is dropped (processing time): an aggregate key can only be revisited by an
     # event within the late rule's bound of its partition's newest event, so a week is ample.
     state_ttl_h: int = Field(default=168, gt=0)

@@ -52,6 +52,9 @@ class EventsView:
     # The event types the topics carry: type -> (writer schema's full name, Kafka topic). Empty: no check.
     event_types: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     max_string_bytes: int | None = None  # None: no limit on a string field's length
+    # The view's readers (the SQL operators) in a task of their own, fed by the reading and decoding task: two
+    # threads per subtask; each row is copied once between them.
+    decode_in_own_task: bool = False
 
     def config_json(self) -> str:
         kafka = {key: str(value) for key, value in self.kafka.items()}
@@ -72,6 +75,7 @@ class EventsView:
             "event_types": {name: {"schema": schema, "topic": topic}
                             for name, (schema, topic) in self.event_types.items()},
             "max_string_bytes": self.max_string_bytes,
+            "decode_in_own_task": self.decode_in_own_task,
         })  # fmt: skip
 
 

@@ -65,6 +65,11 @@ final class EventsConfig implements Serializable {
     final Map<String, String[]> eventTypes;
     /** A string field (or array of strings) longer than this, in UTF-8 bytes, is an invalid value. */
     final long maxStringBytes;
+    /**
+     * Whether the rows' consumers run in a task of their own, fed by the reading and decoding task: two threads per
+     * subtask instead of one, at the price of one copy of each binary row between them.
+     */
+    final boolean decodeInOwnTask;
 
     private EventsConfig(JsonNode json) {
         name = text(json, "name");
@@ -106,6 +111,7 @@ final class EventsConfig implements Serializable {
         json.path("event_types").fields().forEachRemaining(e -> eventTypes.put(e.getKey(),
                 new String[] {e.getValue().path("schema").asText(), e.getValue().path("topic").asText()}));
         maxStringBytes = json.path("max_string_bytes").asLong(Long.MAX_VALUE);
+        decodeInOwnTask = json.path("decode_in_own_task").asBoolean(false);
     }
 
     static EventsConfig parse(String json) {

@@ -52,6 +52,13 @@ public final class SequencedEvents {
                 .process(new DecodeAndSequence(config), InternalTypeInfo.of(config.rowType()))
                 .name(config.name + ": decode, late rule")
                 .uid(config.name + "-decode-sequence");
+        if (config.decodeInOwnTask) {
+            // An identity step that starts a chain: the SQL operators reading the view chain to it, in another task.
+            rows = rows.map(row -> row, InternalTypeInfo.of(config.rowType()))
+                    .name(config.name + ": hand-over")
+                    .uid(config.name + "-hand-over")
+                    .startNewChain();
+        }
         tableEnv.createTemporaryView(config.name, tableEnv.fromDataStream(rows));
     }
 }
