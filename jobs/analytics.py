@@ -6,7 +6,7 @@
 
 Python only declares the job; every record is handled by Flink's own operators and the project's JVM functions
 (connectors/jvm): each Kafka record is decoded once in the task that read it (SequencedEvents), SQL aggregates,
-`gap_sessions` sessionizes, and the project's ClickHouse sink writes in batches.
+`UserSessions` sessionizes, and the project's ClickHouse sink writes in batches.
 
 Counting every event exactly once, whatever the interleaving, idleness, back-pressure, parallelism or restore:
 - The late rule: an event older than the newest event already seen in its Kafka partition by more than the
@@ -28,7 +28,9 @@ from connectors.flink.events import EventsView, dead_letter_select, declare_dead
 from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
+    UserSessionsView,
     register_jvm_functions,
+    register_user_sessions,
     sql_string,
     with_clause,
 )
@@ -124,8 +126,7 @@ QUERIES = {
     "user_sessions": f"""
         SELECT user_id, {_at("session_start")}, {_at("session_end")}, duration_seconds, events, contents_watched,
                version, deleted
-        FROM gap_sessions(input => TABLE clicks PARTITION BY user_id, gap_ms => CAST({SESSION_GAP_MS} AS BIGINT),
-                          bound_ms => CAST({{bound_ms}} AS BIGINT), uid => 'analytics-user-sessions')""",
+        FROM sessions""",
     "revenue_minute": f"""
         SELECT {MINUTE}, course_id, `method`, currency, SUM(total_minor), COUNT(*) FROM (
             SELECT p.event_time, p.course_id, a.`method`, p.currency, p.total_minor
@@ -184,6 +185,11 @@ def _declare_sources(
     }
     for name, query in views.items():
         t_env.execute_sql(f"CREATE TEMPORARY VIEW {name} AS {query}")
+    register_user_sessions(t_env, UserSessionsView(
+        name="sessions", input_view="clicks", gap_ms=SESSION_GAP_MS, bound_ms=flink.max_out_of_orderness_s * 1000,
+        flush_ms=flink.mini_batch_latency_ms, bundle_rows=flink.mini_batch_rows,
+        state_ttl_ms=flink.state_ttl_h * 3_600_000, uid="analytics-user-sessions",
+    ))  # fmt: skip
 
 
 def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:

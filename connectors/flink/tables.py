@@ -4,8 +4,8 @@
   events through connectors/flink/events.py instead, which decodes each record once in the JVM and keeps an
   unreadable one as a row with its reason (Flink's `avro-confluent` format would fail the job).
 - `DecodedField`: a top-level event field those views decode, by name, from whichever writer schema a record has.
-- `gap_sessions(input => TABLE t PARTITION BY key, gap_ms => ..., bound_ms => ...)` (`GapSessions`): gap sessions
-  kept current on every event, versioned for a ReplacingMergeTree.
+- `register_user_sessions` (`UserSessions`): a view's gap sessions per user as another view, kept current as events
+  come (the changes of each short interval emitted together), versioned for a ReplacingMergeTree.
 - `sliding_features(input => TABLE t PARTITION BY key, spec => ...)` (`SlidingFeatures`): count / sum / distinct
   over sliding windows ending at each key's newest event, and first-seen times, kept current on every event.
 - ClickHouse sinks (`'connector' = 'clickhouse'`, `ClickHouseTableSinkFactory`): batched RowBinary inserts over HTTP
@@ -27,7 +27,6 @@ from pyflink.table import StreamTableEnvironment
 from connectors.kafka.config import ConfigValue
 
 JVM_FUNCTIONS = {
-    "gap_sessions": "com.suuupra.flink.sessions.GapSessions",
     "sliding_features": "com.suuupra.flink.features.SlidingFeatures",
 }
 
@@ -59,6 +58,31 @@ def register_jvm_instance(t_env: StreamTableEnvironment, name: str, java_class: 
     arguments[0] = configuration
     instance = load_java_class(java_class).getConstructor(parameter_types).newInstance(arguments)
     t_env._j_tenv.createTemporarySystemFunction(name, instance)  # no public PyFlink API takes an instance
+
+
+@dataclass(frozen=True)
+class UserSessionsView:
+    """Gap sessions of `input_view`'s events (user_id, event_time, high_ms, content_id) as `name`."""
+
+    name: str
+    input_view: str
+    gap_ms: int
+    bound_ms: int  # the late rule's bound: a session this far behind its partition's newest event is settled
+    flush_ms: int  # changes are emitted together at this interval, at `bundle_rows`, and before every checkpoint
+    bundle_rows: int
+    state_ttl_ms: int
+    uid: str
+
+
+def register_user_sessions(t_env: StreamTableEnvironment, view: UserSessionsView) -> None:
+    """Declares the sessions view in `t_env`; its operator joins the job of the environment `t_env` was made from."""
+    from pyflink.java_gateway import get_gateway
+
+    sessions = get_gateway().jvm.com.suuupra.flink.sessions.UserSessions
+    sessions.register(
+        t_env._j_tenv, view.input_view, view.name, view.gap_ms, view.bound_ms, view.flush_ms, view.bundle_rows,
+        view.state_ttl_ms, view.uid,
+    )  # fmt: skip
 
 
 def sql_string(text: str) -> str:
