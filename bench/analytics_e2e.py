@@ -95,7 +95,7 @@ from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import EVENT_TYPE_HEADER, EventPublisher
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform
-from suuupra.settings import Settings, environment_overrides, load_settings
+from suuupra.settings import FlinkSettings, Settings, environment_overrides, load_settings
 from suuupra.simulate.journeys import SimulationProfile, generate
 
 SUUUPRA = str(Path(sys.executable).parent / "suuupra")
@@ -1205,7 +1205,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds of (c) (0: skip it)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds at --rate before the markers start")
     parser.add_argument("--users", type=int, default=5000, help="simulated users (the event-time density)")
-    parser.add_argument("--checkpoint-interval", type=float, default=2.0, help="seconds; offsets commit on each")
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=FlinkSettings().checkpoint_interval_s,
+        help="seconds (default: the job's own); offsets commit on each",
+    )
     parser.add_argument("--sample-s", type=float, default=0.5, help="throughput sampling interval")
     parser.add_argument("--settle-s", type=float, default=5.0, help="content_minute counts as final when unchanged "
                         "this long")  # fmt: skip
