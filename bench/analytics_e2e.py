@@ -84,7 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from quix_venv import DEFAULT_ROOT, QuixPeerError, ensure_quix_venv, run_quix_peer
 
@@ -328,6 +328,14 @@ class ClickHouseReads:
         self.backend.close()
 
 
+def _coordinator_busy(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in (
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    )
+
+
 class GroupLag:
     """End offsets minus the group's committed offsets over the job's source partitions (all of it before a commit)."""
 
@@ -343,7 +351,7 @@ class GroupLag:
         ]
 
     def lag(self) -> int:
-        committed = self.consumer.committed(self.partitions, timeout=30)
+        committed = self._committed()
         total = 0
         for position in committed:
             low, high = self.consumer.get_watermark_offsets(
@@ -351,6 +359,17 @@ class GroupLag:
             )
             total += high - (position.offset if position.offset >= 0 else low)
         return total
+
+    def _committed(self, attempts: int = 5) -> list[TopicPartition]:
+        """The group's committed offsets, asked again while a fresh broker's coordinator moves or loads."""
+        for attempt in range(attempts):
+            try:
+                return self.consumer.committed(self.partitions, timeout=30)
+            except KafkaException as error:
+                if attempt == attempts - 1 or not _coordinator_busy(error.args[0]):
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.consumer.close()
