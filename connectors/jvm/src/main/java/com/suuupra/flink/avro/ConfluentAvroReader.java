@@ -12,7 +12,8 @@ import org.apache.avro.io.DecoderFactory;
  * Reads Confluent-framed Avro records (magic byte 0, 4-byte schema id, Avro body) into GenericRecords of their
  * writer's schema, fetched from a Confluent-compatible registry once per id. One instance per thread.
  *
- * <p>A record that cannot be read is not an exception: {@link #read} answers false and {@link #errorCode} /
+ * <p>The record of a read is valid until the next read (the objects are reused). A record that cannot be read is not
+ * an exception: {@link #read} answers false and {@link #errorCode} /
  * {@link #error} say why, for a dead-letter sink. An unreachable registry does throw (the record may be fine): the
  * job fails and its restart strategy retries from the last checkpoint.
  */
@@ -72,9 +73,13 @@ public final class ConfluentAvroReader {
         }
         try {
             BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(payload, 5, payload.length - 5, reusable);
-            GenericRecord decoded = found.reader.read(null, decoder);
+            // The writer's previous record is read into (its Utf8s, arrays and maps reused): a record is valid until
+            // the next read, which is all a caller may rely on.
+            GenericRecord decoded = found.reader.read(found.reusableRecord, decoder);
+            found.reusableRecord = decoded;
             if (!decoder.isEnd()) {
                 reusable = null;
+                found.reusableRecord = null;
                 return fail(MALFORMED, "record has bytes after the end of its Avro body (schema id " + schemaId
                         + ", " + payload.length + " bytes)");
             }
@@ -83,8 +88,9 @@ public final class ConfluentAvroReader {
             writer = found;
             return true;
         } catch (IOException | RuntimeException | OutOfMemoryError failure) {
-            // A failed read leaves the decoder's buffer in an unknown state: never reuse it.
+            // A failed read leaves the decoder's buffer and the record in an unknown state: never reuse them.
             reusable = null;
+            found.reusableRecord = null;
             return fail(MALFORMED, "record does not decode with schema id " + schemaId + " (" + found.fullName()
                     + "): " + failure.getClass().getSimpleName() + ": " + failure.getMessage());
         }

@@ -22,6 +22,8 @@ public final class WriterSchema {
 
     final Schema schema;
     final GenericDatumReader<GenericRecord> reader;
+    /** The last record read with this schema, read into by the next one (ConfluentAvroReader). */
+    GenericRecord reusableRecord;
     private final int[] payloadPositions;
     private final byte[][] payloadKeys;
     private String[] lookedUp;
@@ -140,17 +142,40 @@ public final class WriterSchema {
         }
         for (Schema.Field field : uuids) {
             Object value = record.get(field.pos());
-            if (value != null && !isUuid(value.toString())) {
+            if (value != null && !(value instanceof Utf8 utf8 ? isUuid(utf8) : isUuid(value.toString()))) {
                 return field.name() + " '" + clip(value.toString()) + "' is not a UUID (or is the nil UUID)";
             }
         }
         for (Schema.Field field : ids) {
             Object value = record.get(field.pos());
-            if (value != null && isNullish(value.toString())) {
+            if (value != null && (!(value instanceof Utf8 utf8) || mayBeNullish(utf8))
+                    && isNullish(value.toString())) {
                 return field.name() + " '" + clip(value.toString()) + "' is not an id";
             }
         }
         return null;
+    }
+
+    /** isUuid on Avro's UTF-8 bytes, without making a String of them (every record has several UUIDs). */
+    static boolean isUuid(Utf8 text) {
+        if (text.getByteLength() != 36) {
+            return false;
+        }
+        byte[] bytes = text.getBytes();
+        boolean zero = true;
+        for (int i = 0; i < 36; i++) {
+            byte c = bytes[i];
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (c != '-') {
+                    return false;
+                }
+            } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+                return false;
+            } else if (c != '0') {
+                zero = false;
+            }
+        }
+        return !zero;
     }
 
     /** Canonical 8-4-4-4-12 hex text, not all zeros. */
@@ -172,6 +197,23 @@ public final class WriterSchema {
             }
         }
         return !zero;
+    }
+
+    /**
+     * False when the bytes alone show isNullish would refuse the text (the usual id: more than "undefined"'s nine
+     * characters between ASCII ends once ASCII whitespace is stripped), so no String is made for it.
+     */
+    static boolean mayBeNullish(Utf8 text) {
+        byte[] bytes = text.getBytes();
+        int start = 0;
+        int end = text.getByteLength();
+        while (start < end && bytes[start] >= 0 && Character.isWhitespace(bytes[start])) {
+            start++;
+        }
+        while (end > start && bytes[end - 1] >= 0 && Character.isWhitespace(bytes[end - 1])) {
+            end--;
+        }
+        return end - start <= 9 || bytes[start] < 0 || bytes[end - 1] < 0;
     }
 
     static boolean isNullish(String text) {

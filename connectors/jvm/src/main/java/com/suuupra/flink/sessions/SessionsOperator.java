@@ -1,25 +1,28 @@
 package com.suuupra.flink.sessions;
 
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeSet;
 
-import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.Triggerable;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
  * Gap sessions per user, kept current as events come, with the changes of a short interval written together.
@@ -38,9 +41,15 @@ import org.apache.flink.table.data.StringData;
  * <p>No watermark decides anything: an event the partition rule accepts is never older than
  * {@code high_ms - boundMs}, so a session that ended more than {@code gapMs} before that can never change again and
  * leaves the state. The result depends only on each user's events in partition order.
+ *
+ * <p>The state stays small because it is snapshotted whole on every checkpoint: a session's watched contents are
+ * their ids' 128 bits (a UUID's own bits, so the count is exact; any other id a 128-bit hash of its bytes, as
+ * ClickHouse's uniqExact counts strings), and a user's state leaves {@code stateTtlMs} after its last change through
+ * one processing-time timer per user rather than Flink's state TTL, whose incremental cleanup ran on every access.
  */
 final class SessionsOperator extends AbstractStreamOperator<RowData>
-        implements OneInputStreamOperator<RowData, RowData>, BoundedOneInput, ProcessingTimeCallback {
+        implements OneInputStreamOperator<RowData, RowData>, BoundedOneInput, ProcessingTimeCallback,
+        Triggerable<String, VoidNamespace> {
     private static final long serialVersionUID = 1L;
 
     private final long gapMs;
@@ -50,6 +59,7 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
     private final long stateTtlMs;
 
     private transient ValueState<OpenSessions> sessions;
+    private transient InternalTimerService<VoidNamespace> expiry;
     /** The newest row of each (user, session start) changed since the last flush. */
     private transient Map<Pending, GenericRowData> pending;
     private transient boolean timerSet;
@@ -62,13 +72,17 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         this.stateTtlMs = stateTtlMs;
     }
 
-    /** A user's open sessions, parallel arrays sorted by start; {@code watched} holds each one's content ids. */
+    /**
+     * A user's open sessions, parallel arrays sorted by start; {@code watched} holds each one's content ids as
+     * (high, low) pairs of longs, sorted. {@code changedAt}: the processing time of the last change (for expiry).
+     */
     public static final class OpenSessions {
         public long version;
+        public long changedAt;
         public long[] starts = new long[0];
         public long[] ends = new long[0];
         public int[] events = new int[0];
-        public String[][] watched = new String[0][];
+        public long[][] watched = new long[0][];
     }
 
     private record Pending(String user, long start) {}
@@ -76,16 +90,18 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
+        // Named anew when its layout changed (content ids as strings before): an older checkpoint's sessions are not
+        // read as these.
         ValueStateDescriptor<OpenSessions> descriptor =
-                new ValueStateDescriptor<>("open-sessions", TypeInformation.of(OpenSessions.class));
-        if (stateTtlMs > 0) {
-            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs))
-                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
-                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-                    .build());
-        }
+                new ValueStateDescriptor<>("open-sessions-v2", TypeInformation.of(OpenSessions.class));
         sessions = context.getKeyedStateStore().getState(descriptor);
         pending = new LinkedHashMap<>();
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        expiry = getInternalTimerService("open-sessions-expiry", VoidNamespaceSerializer.INSTANCE, this);
     }
 
     @Override
@@ -94,11 +110,16 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         String user = input.getString(0).toString();
         long time = input.getLong(1);
         long high = input.isNullAt(2) ? time : input.getLong(2);
-        String content = input.isNullAt(3) ? null : input.getString(3).toString();
+        long[] content = input.isNullAt(3) ? null : ContentIds.of((BinaryStringData) input.getString(3));
+        long now = getProcessingTimeService().getCurrentProcessingTime();
         OpenSessions state = sessions.value();
         if (state == null) {
             state = new OpenSessions();
+            if (stateTtlMs > 0) {
+                expiry.registerProcessingTimeTimer(VoidNamespace.INSTANCE, now + stateTtlMs);
+            }
         }
+        state.changedAt = now;
 
         List<Integer> touched = new ArrayList<>(2);
         List<Integer> kept = new ArrayList<>(state.starts.length);
@@ -113,34 +134,30 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         long start = time;
         long end = time;
         int events = 1;
-        TreeSet<String> watched = new TreeSet<>();
-        if (content != null) {
-            watched.add(content);
-        }
+        long[] merged = content == null ? ContentIds.NONE : content;
         for (int i : touched) {
             start = Math.min(start, state.starts[i]);
             end = Math.max(end, state.ends[i]);
             events += state.events[i];
-            watched.addAll(List.of(state.watched[i]));
+            merged = ContentIds.union(merged, state.watched[i]);
         }
         for (int i : touched) {
             if (state.starts[i] != start) {
                 state.version++;
-                changed(user, state.starts[i], state.ends[i], state.events[i], state.watched[i].length,
+                changed(user, state.starts[i], state.ends[i], state.events[i], ContentIds.count(state.watched[i]),
                         state.version, 1);
             }
         }
         state.version++;
-        changed(user, start, end, events, watched.size(), state.version, 0);
+        changed(user, start, end, events, ContentIds.count(merged), state.version, 0);
 
         int size = kept.size() + 1;
         long[] starts = new long[size];
         long[] ends = new long[size];
         int[] counts = new int[size];
-        String[][] contents = new String[size][];
+        long[][] contents = new long[size][];
         int at = 0;
         boolean placed = false;
-        String[] merged = watched.toArray(new String[0]);
         for (int i : kept) {
             if (!placed && state.starts[i] > start) {
                 starts[at] = start;
@@ -170,7 +187,6 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
             flush();
         } else if (!timerSet) {
             timerSet = true;
-            long now = getProcessingTimeService().getCurrentProcessingTime();
             getProcessingTimeService().registerTimer(now + flushMs, this);
         }
     }
@@ -191,6 +207,26 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
     public void onProcessingTime(long time) {
         timerSet = false;
         flush();
+    }
+
+    /** A user's expiry timer: the state leaves when it has not changed for stateTtlMs, or the timer moves on. */
+    @Override
+    public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
+        OpenSessions state = sessions.value();
+        if (state == null) {
+            return;
+        }
+        long expiresAt = state.changedAt + stateTtlMs;
+        if (expiresAt <= timer.getTimestamp()) {
+            sessions.clear();
+        } else {
+            expiry.registerProcessingTimeTimer(VoidNamespace.INSTANCE, expiresAt);
+        }
+    }
+
+    @Override
+    public void onEventTime(InternalTimer<String, VoidNamespace> timer) {
+        // Only processing-time timers are registered.
     }
 
     @Override
