@@ -15,7 +15,8 @@ import pandas as pd
 import psycopg
 
 from connectors.kafka.dead_letter import read_dead_letters
-from feature_store.catalog import VIEWS
+from feature_store.catalog import AS_OF_FEATURE, VIEWS, View
+from schemas import load_catalog
 from suuupra.events import EventPublisher
 from suuupra.features.as_of import AsOfReader
 from suuupra.features.store import feature_refs, feature_store, historical_features, online_features
@@ -128,6 +129,7 @@ def _offline_history_has_a_row_per_event(settings: Settings, events: list[Simula
     twice, whatever the batching of the JDBC sink."""
     from jobs.features import ACTIVITY
 
+    catalog = load_catalog()
     with psycopg.connect(settings.postgres.dsn(settings.postgres.database)) as connection:
         for view in VIEWS:
             feeds = {event_type: key for event_type, key, *_ in ACTIVITY[view.name]}
@@ -142,6 +144,35 @@ def _offline_history_has_a_row_per_event(settings: Settings, events: list[Simula
             assert {entity: (rows, distinct, newest) for entity, rows, distinct, newest in history} == {
                 entity: (count, count, count) for entity, count in per_entity.items()
             }, view.name
+            if len({catalog.schema_for(event_type).topic for event_type in feeds}) == 1:
+                _rows_follow_the_partition(connection, settings, view, feeds, events)
+
+
+def _rows_follow_the_partition(
+    connection: psycopg.Connection[Any],
+    settings: Settings,
+    view: View,
+    feeds: dict[str, str],
+    events: list[SimulatedEvent],
+) -> None:
+    """A view fed from one topic sees each entity's events in the order of its partition, whatever their types: row
+    n is as of the newest event time among the entity's first n events as published. (The events of each type once
+    reached the job's keyed function over an exchange of their own, interleaved at random: a user's instrument
+    events all before their payments in one run, after them in the next.)"""
+    newest: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    expected: dict[tuple[str, int], int] = {}
+    for event in events:
+        if event.event_type not in feeds or (entity := event.value.get(feeds[event.event_type])) is None:
+            continue
+        newest[entity] = max(newest.get(entity, event.value["event_time"]), event.value["event_time"])
+        seen[entity] += 1
+        expected[(entity, seen[entity])] = newest[entity]
+    rows = connection.execute(
+        f"SELECT {view.join_key}, version, {AS_OF_FEATURE} FROM {settings.features.offline_schema}.{view.name}"
+    ).fetchall()
+    wrong = {(entity, version): as_of for entity, version, as_of in rows if expected.get((entity, version)) != as_of}
+    assert not wrong, (view.name, len(wrong), next(iter(wrong.items())))
 
 
 def _training_reads_each_payment_as_of_its_time(settings: Settings, events: list[SimulatedEvent]) -> None:
