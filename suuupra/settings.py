@@ -381,6 +381,9 @@ class PathSettings(BaseModel):
 
 class PlatformSettings(BaseModel):
     startup_timeout_s: float = 180.0
+    lock_timeout_s: float = Field(
+        default=300.0, description="How long `platform up`/`down` waits for another one to finish before it gives up."
+    )
     java: str = "java"
     registry_java: str | None = Field(
         default=None, description="A Java 21+ for Apicurio Registry 3.3; found under /usr/lib/jvm when unset."

@@ -147,9 +147,12 @@ class Kafka(Component):
         self.formatted_for_file.write_text(str(brokers))
 
     def _storage_tool(self, *args: str) -> str:
-        result = subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", *args], capture_output=True, text=True, check=False
-        )
+        timeout = self.settings.platform.startup_timeout_s
+        try:
+            result = subprocess.run([*self._java(), "kafka.tools.StorageTool", *args], capture_output=True, text=True,
+                                    check=False, timeout=timeout)  # fmt: skip
+        except subprocess.TimeoutExpired as error:
+            raise PlatformError(f"kafka storage tool {args[0]} did not finish within {timeout:.0f} s") from error
         if result.returncode != 0:
             raise PlatformError(f"kafka storage tool {args[0]} failed: {result.stderr.strip()[-800:]}")
         return result.stdout

@@ -6,11 +6,13 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from suuupra.platform.base import Component, Health, PlatformError, wait_until
 from suuupra.platform.clickhouse import ClickHouse
@@ -116,10 +118,23 @@ class Platform:
     # --- up / down / status ----------------------------------------------------------------------
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """Two `up`/`down` at once (a test session and the CLI) would both start a server and orphan one."""
+        """Two `up`/`down` at once (a test session and the CLI) would both start a server and orphan one. The holder
+        writes its pid and command into the lock file, so one that waits too long can say whom it waited for."""
         self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        with (self.settings.paths.run_dir / "platform.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        path = self.settings.paths.run_dir / "platform.lock"
+        timeout = self.settings.platform.lock_timeout_s
+        with path.open("a+") as lock:
+            if not wait_until(lambda: _try_lock(lock), timeout, interval=0.2):
+                lock.seek(0)
+                holder = lock.read().strip() or "a process that did not say which"
+                raise PlatformError(
+                    f"another `suuupra platform` command has held {path} for over {timeout:.0f} s ({holder}). "
+                    "Wait for it to end, or stop it if it hangs, then run this again."
+                )
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+            lock.flush()
             yield
 
     def up(self) -> list[ComponentStatus]:
@@ -215,6 +230,14 @@ class Platform:
         """Raises PlatformDownError naming every component that is not running or not healthy."""
         if down := [f"{s.name} ({s.health.detail})" for s in self.status() if not s.health.ok]:
             raise PlatformDownError(f"not healthy: {', '.join(down)}; run `suuupra platform up`")
+
+
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class PlatformDownError(PlatformError):

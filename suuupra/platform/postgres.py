@@ -68,8 +68,15 @@ class Postgres(Component):
 
     def _as_owner(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         user = self.run_as()
-        return subprocess.run(args, capture_output=True, text=True, check=False, user=user, group=user,
-                              extra_groups=[] if user else None, cwd=self.data_dir)  # fmt: skip
+        timeout = self.settings.platform.startup_timeout_s
+        try:
+            return subprocess.run(args, capture_output=True, text=True, check=False, user=user, group=user,
+                                  extra_groups=[] if user else None, cwd=self.data_dir, timeout=timeout)  # fmt: skip
+        except subprocess.TimeoutExpired as error:
+            # A server that takes the connection and never answers must not hang `platform up` with it.
+            raise PlatformError(
+                f"{Path(args[0]).name} got no answer from PostgreSQL within {timeout:.0f} s; see {self.log_file}"
+            ) from error
 
     def prepare(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +155,7 @@ class Postgres(Component):
         settings = self.settings.postgres
         dsn = settings.dsn().replace(f"host={settings.host}", "host=127.0.0.1")
         try:
-            with psycopg.connect(dsn, connect_timeout=2) as connection:
+            with psycopg.connect(dsn, connect_timeout=2, options="-c statement_timeout=5000") as connection:
                 row = connection.execute("SHOW server_version").fetchone()
         except psycopg.Error as error:
             return Health(False, str(error).strip().splitlines()[0])
