@@ -77,17 +77,22 @@ def _activity_query(view: View) -> str:
     """One SELECT with a CASE per column, not a UNION ALL of one SELECT per event type: each branch of a union reaches
     the keyed function over an exchange of its own, which interleaves them at random (a user's instrument events
     all before their payments, say), and each row of the history is what the key had seen so far."""
-    activity = ACTIVITY[view.name]
+    event_types, keys, kinds, amounts, items = (list(column) for column in zip(*ACTIVITY[view.name], strict=True))
 
-    def case(column: int, literal: bool = False) -> str:
-        # A literal as STRING: a CASE of literals would be a CHAR of the longest, padding the shorter with blanks.
-        values = [f"CAST('{entry[column]}' AS STRING)" if literal else entry[column] for entry in activity]
-        branches = " ".join(f"WHEN '{entry[0]}' THEN {value}" for entry, value in zip(activity, values, strict=True))
+    def case(values: list[str]) -> str:
+        branches = " ".join(
+            f"WHEN '{event_type}' THEN {value}" for event_type, value in zip(event_types, values, strict=True)
+        )
         return f"CASE event_type {branches} END"
 
-    wanted = " OR ".join(f"(event_type = '{event_type}' AND {key} IS NOT NULL)" for event_type, key, *_ in activity)
-    return f"""SELECT {case(1)} AS `{view.join_key}`, event_time, {case(2, literal=True)} AS kind,
-                      CAST({case(3)} AS BIGINT) AS amount, {case(4)} AS item
+    # The kinds as STRING: a CASE of literals would be a CHAR of the longest, padding the shorter ones with blanks.
+    kind = case([f"CAST('{name}' AS STRING)" for name in kinds])
+    wanted = " OR ".join(
+        f"(event_type = '{event_type}' AND {key} IS NOT NULL)"
+        for event_type, key in zip(event_types, keys, strict=True)
+    )
+    return f"""SELECT {case(keys)} AS `{view.join_key}`, event_time, {kind} AS kind,
+                      CAST({case(amounts)} AS BIGINT) AS amount, {case(items)} AS item
                FROM events WHERE {wanted}"""
 
 
