@@ -29,7 +29,11 @@ changed for `--settle-s`; "<=" when the first poll already saw the final value).
 content_viewed events produced (the backlog holds no malformed record, so every one of them is decodable);
 registrations likewise; the other aggregates must have rows; raw_events must hold no duplicate; the dead-letter
 topic must stay empty. About half-way through the drain the per-vertex busy / back-pressured time (Flink's REST API
-of the mini-cluster) is sampled once: a vertex busy ~1000 ms/s and not back-pressured is the bottleneck.
+of the mini-cluster) is sampled once: a vertex busy ~1000 ms/s and not back-pressured is the bottleneck. CPU is read
+from /proc once a second (bench/cpu_usage.py): over the steady middle, CPU microseconds per event of the job's JVM
+(and of its JIT compiler and garbage collector threads), of ClickHouse, of the Kafka broker and of the whole machine,
+which move far less with the neighbours' load than events/s do; and the JIT compiler's cores in each half of the
+drain, which show how much of the drain the JVM spent compiling the job's code rather than running it.
 
 (b) The same backlog through the Quix Streams peer (`bench/quix_peer.py`, its own venv, consumer group and database;
 `--no-quix` skips it), after the job runs, with nothing else of the benchmark running: its events/s (first record ->
@@ -86,6 +90,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from cpu_usage import CpuWatch
 from quix_venv import DEFAULT_ROOT, QuixPeerError, ensure_quix_venv, run_quix_peer
 
 from connectors.clickhouse.server import ServerBackend
@@ -488,6 +493,7 @@ class Drain:
     settled: Settled | None = None
     vertex_load: list[str] = field(default_factory=list)  # sampled half-way through
     vertex_load_at: float = 0.0
+    cpu: CpuWatch | None = None  # CPU seconds of the job, ClickHouse, Kafka, the machine, once a second
 
 
 def drain(
@@ -497,7 +503,8 @@ def drain(
     expected = backlog.for_job
     counts, lag = ClickHouseReads(target.settings), GroupLag(target)
     watch = ViewsWatch(counts, backlog.views, settle_s)
-    result = Drain([])
+    cpu = CpuWatch(job.process.pid, job.started).start()
+    result = Drain([], cpu=cpu)
     snapshot: threading.Thread | None = None
 
     def take_snapshot(at: float) -> None:
@@ -541,6 +548,7 @@ def drain(
             time.sleep(sample_s)
         result.settled = watch.settled()
     finally:
+        cpu.stop()
         counts.close()
         lag.close()
     if snapshot is not None:
@@ -638,6 +646,20 @@ def throughput_figures(backlog: Backlog, run: ThroughputRun) -> dict[str, float 
         "all_rows_s": done.t if done else None,
         "aggregates_s": run.settled.at,
     }
+    cpu = run.drain.cpu
+    steady = cpu.between(low.t, high.t) if cpu and low and high else None
+    if steady is not None and low and high and high.rows > low.rows:
+        events = high.rows - low.rows
+        figures |= {
+            f"cpu_us_{name}": 1e6 * getattr(steady, name) / events
+            for name in ("job", "jit", "gc", "clickhouse", "kafka", "machine")
+        }
+        figures["job_cores"] = steady.job / steady.t
+    if cpu and first and done:
+        middle = (first.t + done.t) / 2
+        for half, (start, end) in {"first": (first.t, middle), "second": (middle, done.t)}.items():
+            used = cpu.between(start, end)
+            figures[f"jit_cores_{half}_half"] = used.jit / used.t if used else None
     return figures
 
 
@@ -1138,6 +1160,19 @@ def print_throughput(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str
             else f"MISMATCH ({r.registrations + r.late_registrations - backlog.registrations:+,})" for r in runs)],
         ["late_events rows", *(f"{r.late_rows:,}" for r in runs)],
         *([f"{table} rows (FINAL)", *(f"{r.aggregate_rows[table]:,}" for r in runs)] for table in AGGREGATES),
+        ["CPU per event, steady middle: the job's JVM", *(
+            f"{r.figures['cpu_us_job']:.1f} us ({r.figures['job_cores']:.2f} cores)" if "cpu_us_job" in r.figures
+            else "n/a" for r in runs)],
+        ["  of which JIT compiler / garbage collector", *(
+            f"{r.figures['cpu_us_jit']:.1f} / {r.figures['cpu_us_gc']:.1f} us" if "cpu_us_jit" in r.figures
+            else "n/a" for r in runs)],
+        ["  ClickHouse / Kafka broker / whole machine", *(
+            f"{r.figures['cpu_us_clickhouse']:.1f} / {r.figures['cpu_us_kafka']:.1f} / "
+            f"{r.figures['cpu_us_machine']:.1f} us" if "cpu_us_machine" in r.figures else "n/a" for r in runs)],
+        ["JIT compiler cores, 1st / 2nd half of the drain", *(
+            f"{r.figures['jit_cores_first_half']:.2f} / {r.figures['jit_cores_second_half']:.2f}"
+            if r.figures.get("jit_cores_first_half") is not None and r.figures.get("jit_cores_second_half") is not None
+            else "n/a" for r in runs)],
         ["ours / Quix (whole drain events/s)", *(
             f"{r.figures['drain'] / quix_rate:.2f}x" if quix_rate and r.figures["drain"] else "n/a" for r in runs)],
     ]  # fmt: skip
