@@ -503,7 +503,7 @@ def drain(
     expected = backlog.for_job
     counts, lag = ClickHouseReads(target.settings), GroupLag(target)
     watch = ViewsWatch(counts, backlog.views, settle_s)
-    cpu = CpuWatch(job.process.pid, job.started).start()
+    cpu = CpuWatch(target.settings, job.process.pid, job.started).start()
     result = Drain([], cpu=cpu)
     snapshot: threading.Thread | None = None
 

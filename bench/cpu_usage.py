@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
+
+from suuupra.platform.manager import components
+from suuupra.settings import Settings
 
 PROC = Path("/proc")
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -34,15 +37,7 @@ class CpuReading:
     machine: float
 
     def __sub__(self, earlier: CpuReading) -> CpuReading:
-        return CpuReading(
-            self.t - earlier.t,
-            self.job - earlier.job,
-            self.jit - earlier.jit,
-            self.gc - earlier.gc,
-            self.clickhouse - earlier.clickhouse,
-            self.kafka - earlier.kafka,
-            self.machine - earlier.machine,
-        )
+        return CpuReading(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
 
 def _stat(path: Path) -> tuple[str, int, float] | None:
@@ -60,32 +55,27 @@ def _pids() -> list[Path]:
     return [entry for entry in PROC.iterdir() if entry.name.isdigit()]
 
 
-def _pids_running(command_part: str) -> list[Path]:
-    found = []
-    for entry in _pids():
-        try:
-            if command_part in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(entry)
-        except OSError:
-            continue
-    return found
-
-
-def _machine_busy_s() -> float:
-    values = [int(v) for v in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICKS_PER_S  # all but idle and iowait
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores) since boot, from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, (PROC / "stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICKS_PER_S
 
 
 class CpuWatch:
     """Reads the CPU counters once a second in a thread of its own, from `start()` to `stop()`."""
 
-    def __init__(self, job_process_group: int, clock_origin: float, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, settings: Settings, job_process_group: int, clock_origin: float, interval_s: float = 1.0
+    ) -> None:
         self.job_process_group = job_process_group
         self.clock_origin = clock_origin
         self.interval_s = interval_s
         self.readings: list[CpuReading] = []
-        self._clickhouse = _pids_running("clickhouse-server")
-        self._kafka = _pids_running("kafka.Kafka")
+        # The local platform's processes (none for a platform operated elsewhere: their figures read 0).
+        platform = components(settings) if settings.is_local else []
+        running = {c.name: pid for c in platform if (pid := c.pid()) is not None}
+        self._clickhouse = [PROC / str(pid) for name, pid in running.items() if name == "clickhouse"]
+        self._kafka = [PROC / str(pid) for name, pid in running.items() if name.startswith("kafka")]
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-watch", daemon=True)
 
@@ -129,7 +119,7 @@ class CpuWatch:
             gc,
             sum(stat[2] for stat in map(_stat, (p / "stat" for p in self._clickhouse)) if stat),
             sum(stat[2] for stat in map(_stat, (p / "stat" for p in self._kafka)) if stat),
-            _machine_busy_s(),
+            machine_busy_seconds(),
         )
 
     def at(self, t: float) -> CpuReading | None:

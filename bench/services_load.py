@@ -58,6 +58,7 @@ from typing import Any
 import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
+from cpu_usage import machine_busy_seconds
 
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform, PlatformDownError, components
@@ -109,12 +110,6 @@ def sandbox() -> Iterator[Sandbox]:
             yield box
         finally:
             shutil.rmtree(box.workdir, ignore_errors=True)
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores) since boot, from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def process_table() -> dict[int, tuple[int, float, float]]:
