@@ -33,7 +33,8 @@ of the mini-cluster) is sampled once: a vertex busy ~1000 ms/s and not back-pres
 from /proc once a second (bench/cpu_usage.py): over the steady middle, CPU microseconds per event of the job's JVM
 (and of its JIT compiler and garbage collector threads), of ClickHouse, of the Kafka broker and of the whole machine,
 which move far less with the neighbours' load than events/s do; and the JIT compiler's cores in each half of the
-drain, which show how much of the drain the JVM spent compiling the job's code rather than running it.
+drain, which show how much of the drain the JVM spent compiling the job's code rather than running it. Once every
+row is in, the size of the job's latest completed checkpoint (Flink's REST API): the state it keeps, per event read.
 
 (b) The same backlog through the Quix Streams peer (`bench/quix_peer.py`, its own venv, consumer group and database;
 `--no-quix` skips it), after the job runs, with nothing else of the benchmark running: its events/s (first record ->
@@ -239,6 +240,14 @@ class FlinkRest:
                 raise LookupError(f"no REST address in {self.log_dir}")
         with urllib.request.urlopen(self.base + path, timeout=10) as response:
             return json.load(response)
+
+    def checkpointed_bytes(self) -> int | None:
+        """The full size of the running job's latest completed checkpoint (every operator's state), if any."""
+        running = [job["id"] for job in self._get("/jobs")["jobs"] if job["status"] == "RUNNING"]
+        if not running:
+            return None
+        completed = self._get(f"/jobs/{running[0]}/checkpoints").get("latest", {}).get("completed")
+        return int(completed["state_size"]) if completed else None
 
     def vertex_load(self) -> list[str]:
         """Per vertex: busy and back-pressured ms per second (average and maximum over its subtasks)."""
@@ -494,6 +503,7 @@ class Drain:
     vertex_load: list[str] = field(default_factory=list)  # sampled half-way through
     vertex_load_at: float = 0.0
     cpu: CpuWatch | None = None  # CPU seconds of the job, ClickHouse, Kafka, the machine, once a second
+    state_bytes: int | None = None  # the latest completed checkpoint once every row is in: how much state it keeps
 
 
 def drain(
@@ -547,6 +557,10 @@ def drain(
                 break
             time.sleep(sample_s)
         result.settled = watch.settled()
+        try:
+            result.state_bytes = job.rest.checkpointed_bytes()
+        except Exception as error:  # diagnostics only
+            print(f"  checkpoint size not available: {type(error).__name__}: {error}")
     finally:
         cpu.stop()
         counts.close()
@@ -645,6 +659,7 @@ def throughput_figures(backlog: Backlog, run: ThroughputRun) -> dict[str, float 
         "overall": expected / done.t if done else None,
         "all_rows_s": done.t if done else None,
         "aggregates_s": run.settled.at,
+        "state_bytes_per_event": run.drain.state_bytes / expected if run.drain.state_bytes is not None else None,
     }
     cpu = run.drain.cpu
     steady = cpu.between(low.t, high.t) if cpu and low and high else None
@@ -1173,6 +1188,9 @@ def print_throughput(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str
             f"{r.figures['jit_cores_first_half']:.2f} / {r.figures['jit_cores_second_half']:.2f}"
             if r.figures.get("jit_cores_first_half") is not None and r.figures.get("jit_cores_second_half") is not None
             else "n/a" for r in runs)],
+        ["state in the last checkpoint (bytes per event)", *(
+            f"{r.drain.state_bytes / 1e6:,.1f} MB ({r.drain.state_bytes / backlog.for_job:.0f})"
+            if r.drain.state_bytes is not None else "n/a" for r in runs)],
         ["ours / Quix (whole drain events/s)", *(
             f"{r.figures['drain'] / quix_rate:.2f}x" if quix_rate and r.figures["drain"] else "n/a" for r in runs)],
     ]  # fmt: skip
