@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -20,6 +20,12 @@ from suuupra.settings import Settings
 
 Report = Callable[[str], None]
 REST_TIMEOUT_S = 5.0
+
+
+class CheckpointStats(NamedTuple):
+    completed: int
+    age_s: float | None
+    state_bytes: int | None  # the whole state, as the heap backend writes it every time
 
 
 @dataclass(frozen=True)
@@ -82,21 +88,22 @@ class FlinkRest:
         entries = [entry for entry in history.get("entries", []) if int(entry.get("timestamp", 0)) > timestamp_ms]
         return sorted(entries, key=lambda entry: int(entry.get("timestamp", 0)))
 
-    def checkpoints(self, job_id: str) -> tuple[int, float | None]:
-        """Completed checkpoints and the age of the newest one, in seconds."""
+    def checkpoints(self, job_id: str) -> CheckpointStats:
+        """Completed checkpoints, and the age (seconds) and full state size (bytes) of the newest one."""
         stats = self.get(f"/jobs/{job_id}/checkpoints")
         completed = int(stats.get("counts", {}).get("completed", 0))
         latest = (stats.get("latest") or {}).get("completed") or {}
         acknowledged = latest.get("latest_ack_timestamp")
         age = max(0.0, time.time() - int(acknowledged) / 1000) if acknowledged else None
-        return completed, age
+        size = latest.get("state_size")
+        return CheckpointStats(completed, age, int(size) if size is not None else None)
 
     def health(self, job_id: str, name: str, where: str) -> JobHealth:
         state = self.state(job_id)
         restarts = self.restarts(job_id) if state not in {"FINISHED", "CANCELED", "FAILED"} else 0
         # Flink counts a restart once it happened; one waiting out its back-off counts here already.
         restarts += 1 if state == "RESTARTING" else 0
-        completed, age = self.checkpoints(job_id)
+        completed, age, _ = self.checkpoints(job_id)
         return JobHealth(name, job_id, where, state, restarts, age, completed, self.last_failure(job_id))
 
 

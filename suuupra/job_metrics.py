@@ -54,12 +54,19 @@ class JobMetricsCollector(Collector):
         yield from (records_in, records_out, busy, backpressured)
         restarts = GaugeMetricFamily("suuupra_job_restarts", "Restarts since the job started", labels=["job"])
         restarts.add_metric([self.name], self.rest.restarts(self.job_id))
-        completed, age = self.rest.checkpoints(self.job_id)
+        completed, age, state_bytes = self.rest.checkpoints(self.job_id)
         checkpoints = CounterMetricFamily("suuupra_job_checkpoints", "Checkpoints completed", labels=["job"])
         checkpoints.add_metric([self.name], completed)
         yield from (restarts, checkpoints)
         if age is not None:
             yield self._age(age)
+        if state_bytes is not None:
+            # The state an aggregate keeps until its TTL drops it grows with every event read (docs/analytics.md).
+            size = GaugeMetricFamily(
+                "suuupra_job_last_checkpoint_size_bytes", "State size of the last completed checkpoint", labels=["job"]
+            )
+            size.add_metric([self.name], state_bytes)
+            yield size
 
     def _up(self, value: int) -> GaugeMetricFamily:
         up = GaugeMetricFamily("suuupra_job_up", "1 when the job is RUNNING", labels=["job"])

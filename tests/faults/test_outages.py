@@ -126,6 +126,8 @@ def _assert_metrics_show_the_restart(settings: Settings, output: str) -> None:
     samples = scrape()
     assert samples[("suuupra_job_up", "")] == 1
     assert samples[("suuupra_job_restarts", "")] >= 1
+    # The job checkpointed before the kill (it restarted from that checkpoint): its state has a size.
+    assert samples[("suuupra_job_last_checkpoint_size_bytes", "")] > 0
     # Counted since the last restart, like Flink's own task metrics: present for every task, the source's included.
     tasks = {task for (name, task) in samples if name == "suuupra_job_records_out_total"}
     assert any(task.startswith("Source: sequenced") for task in tasks), samples
