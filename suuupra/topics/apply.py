@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
@@ -32,6 +33,24 @@ def _describe_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[st
     return described
 
 
+def _wait_until_visible(admin: AdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
+    """A created topic is in the broker's metadata a moment after the controller acknowledged it: wait for that, so
+    whoever applied the topics can use them at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        pending = sorted(name for name, count in partitions.items()
+                         if name not in topics or len(topics[name].partitions) != count)  # fmt: skip
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"created but not in the broker's metadata after {timeout_s:.0f} s: {', '.join(pending)}; "
+                "check the broker's log, then run the command again (it creates only what is missing)"
+            )
+        time.sleep(0.2)
+
+
 def apply_topics(admin: AdminClient, specs: list[TopicSpec], dry_run: bool = False) -> TopicPlan:
     plan = TopicPlan()
     metadata = admin.list_topics(timeout=15)
@@ -44,6 +63,7 @@ def apply_topics(admin: AdminClient, specs: list[TopicSpec], dry_run: bool = Fal
         )
         for future in futures.values():
             future.result(timeout=60)
+        _wait_until_visible(admin, {spec.name: spec.partitions for spec in missing})
     plan.created = [spec.name for spec in missing]
 
     present = [spec for spec in specs if spec.name in existing]
