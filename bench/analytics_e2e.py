@@ -99,6 +99,7 @@ from jobs.analytics import source_topics
 from schemas import Catalog, default_catalog
 from suuupra.clickhouse.migrate import migrate, server_backend
 from suuupra.events import EVENT_TYPE_HEADER, EventPublisher
+from suuupra.flink_jobs import FlinkRest as ProjectFlinkRest
 from suuupra.isolation import isolated_environment
 from suuupra.platform.manager import Platform
 from suuupra.settings import FlinkSettings, Settings, environment_overrides, load_settings
@@ -241,20 +242,22 @@ class FlinkRest:
         with urllib.request.urlopen(self.base + path, timeout=10) as response:
             return json.load(response)
 
+    def _running_job(self) -> str | None:
+        running = [job["id"] for job in self._get("/jobs")["jobs"] if job["status"] == "RUNNING"]
+        return running[0] if running else None
+
     def checkpointed_bytes(self) -> int | None:
         """The full size of the running job's latest completed checkpoint (every operator's state), if any."""
-        running = [job["id"] for job in self._get("/jobs")["jobs"] if job["status"] == "RUNNING"]
-        if not running:
+        job_id = self._running_job()
+        if job_id is None or self.base is None:
             return None
-        completed = self._get(f"/jobs/{running[0]}/checkpoints").get("latest", {}).get("completed")
-        return int(completed["state_size"]) if completed else None
+        return ProjectFlinkRest(self.base).checkpoints(job_id).state_bytes
 
     def vertex_load(self) -> list[str]:
         """Per vertex: busy and back-pressured ms per second (average and maximum over its subtasks)."""
-        running = [job["id"] for job in self._get("/jobs")["jobs"] if job["status"] == "RUNNING"]
-        if not running:
+        job_id = self._running_job()
+        if job_id is None:
             return ["no running job"]
-        job_id = running[0]
         lines = []
         for vertex in self._get(f"/jobs/{job_id}")["vertices"]:
             metrics = self._get(
@@ -1189,7 +1192,7 @@ def print_throughput(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str
             if r.figures.get("jit_cores_first_half") is not None and r.figures.get("jit_cores_second_half") is not None
             else "n/a" for r in runs)],
         ["state in the last checkpoint (bytes per event)", *(
-            f"{r.drain.state_bytes / 1e6:,.1f} MB ({r.drain.state_bytes / backlog.for_job:.0f})"
+            f"{r.drain.state_bytes / 1e6:,.1f} MB ({r.figures['state_bytes_per_event']:.0f})"
             if r.drain.state_bytes is not None else "n/a" for r in runs)],
         ["ours / Quix (whole drain events/s)", *(
             f"{r.figures['drain'] / quix_rate:.2f}x" if quix_rate and r.figures["drain"] else "n/a" for r in runs)],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
+from suuupra.platform.base import wait_until
 from suuupra.topics.spec import TopicSpec
 
 
@@ -36,19 +36,17 @@ def _describe_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[st
 def _wait_until_visible(admin: AdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
     """A created topic is in the broker's metadata a moment after the controller acknowledged it: wait for that, so
     whoever applied the topics can use them at once."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def pending() -> list[str]:
         topics = admin.list_topics(timeout=10).topics
-        pending = sorted(name for name, count in partitions.items()
-                         if name not in topics or len(topics[name].partitions) != count)  # fmt: skip
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"created but not in the broker's metadata after {timeout_s:.0f} s: {', '.join(pending)}; "
-                "check the broker's log, then run the command again (it creates only what is missing)"
-            )
-        time.sleep(0.2)
+        return sorted(name for name, count in partitions.items()
+                      if name not in topics or len(topics[name].partitions) != count)  # fmt: skip
+
+    if not wait_until(lambda: not pending(), timeout_s):
+        raise TimeoutError(
+            f"created but not in the broker's metadata after {timeout_s:.0f} s: {', '.join(pending())}; "
+            "check the broker's log, then run the command again (it creates only what is missing)"
+        )
 
 
 def apply_topics(admin: AdminClient, specs: list[TopicSpec], dry_run: bool = False) -> TopicPlan:
