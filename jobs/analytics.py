@@ -5,16 +5,19 @@
     flink run -py jobs/analytics.py                    # plain Flink CLI (settings from SUUUPRA_* / --config)
 
 Python only declares the job; every record is handled by Flink's own operators and the project's JVM functions
-(connectors/jvm): each Kafka record is decoded once in the task that read it (SequencedEvents), SQL aggregates,
+(connectors/jvm): each Kafka record is decoded once by the source that read it, SQL windows and joins aggregate,
 `UserSessions` sessionizes, and the project's ClickHouse sink writes in batches.
 
 Counting every event exactly once, whatever the interleaving, idleness, back-pressure, parallelism or restore:
 - The late rule: an event older than the newest event already seen in its Kafka partition by more than the
-  allowed out-of-orderness goes to `late_events` with that reason. The newest-seen time is checkpointed state (an
-  OVER aggregate per partition, in offset order), so the rule decides identically on every run.
-- Everything else is counted. There is no watermark: aggregates are updated as events come (folded per
-  mini-batch, upserted by key into ReplacingMergeTrees), so no window closes before a straggler can reach it, an
-  idle partition stalls nothing, and the current minute shows on the dashboards within seconds.
+  allowed out-of-orderness goes to `late_events` with that reason. The newest-seen time is checkpointed state of the
+  operator chained to the source, which sees each partition in offset order, so the rule decides identically on
+  every run.
+- The watermark follows the rule: per partition, its newest event minus the bound, so an event the rule lets through
+  is never behind it and no window closes before it. Windows fire early (every mini-batch interval, upserted by
+  key), so the current minute shows within seconds; the watermark only decides when a window's state is dropped.
+  A partition the source read nothing of while it read `partition_idle_after_records` records of its others stops
+  holding the watermark; an event behind it when it arrives is recorded in `late_events` with that reason.
 - A record that cannot be decoded, or cannot be a true event (an unknown type, another type's schema, an impossible
   value: connectors/flink/events.py), goes to the dead-letter topic with its bytes and the reason.
 """
@@ -86,6 +89,7 @@ SINKS: dict[str, tuple[str, str | None]] = {
 }  # fmt: skip
 
 LATE_REASON = "older than its partition's newest event by more than the allowed out-of-orderness"
+WATERMARK_REASON = "behind the watermark when it arrived (its partition had been idle)"
 
 
 def _at(epoch_ms: str) -> str:
@@ -93,12 +97,12 @@ def _at(epoch_ms: str) -> str:
     return f"TO_TIMESTAMP_LTZ({epoch_ms}, 3)"
 
 
-# Aggregates group by the epoch millisecond that starts the minute (or hour), a BIGINT, and turn only their result
-# rows into timestamps.
-MINUTE_MS = "event_time / 60000 * 60000"
-HOUR_MS = "event_time / 3600000 * 3600000"
-MINUTE = _at(MINUTE_MS)
-HOUR = _at(HOUR_MS)
+# Windows are event-time tumbling windows over `rowtime`, closed by the watermark, which follows the late rule: an
+# event the rule lets through is never behind it. `table.exec.emit.early-fire.*` (set in build) emits each window's
+# current value every mini-batch interval while it is open, upserted by key; the final value replaces it when the
+# watermark closes the window, and the window's state is gone.
+MINUTE = "TUMBLE(rowtime, INTERVAL '1' MINUTE)"
+HOUR = "TUMBLE(rowtime, INTERVAL '1' HOUR)"
 
 # Each query selects exactly the columns of its sink, in order.
 QUERIES = {
@@ -107,47 +111,40 @@ QUERIES = {
                kafka_partition, kafka_offset, payload_json
         FROM events""",
     "late_events": f"""
-        SELECT event_id, event_type, user_id, {_at("event_time")}, {_at("high_ms - {bound_ms}")},
-               high_ms - {{bound_ms}} - event_time, kafka_topic, kafka_partition, kafka_offset,
-               {sql_string(LATE_REASON)}
+        SELECT event_id, event_type, user_id, {_at("event_time")},
+               {_at("COALESCE(watermark_ms, high_ms - {bound_ms})")},
+               COALESCE(watermark_ms, high_ms - {{bound_ms}}) - event_time, kafka_topic, kafka_partition, kafka_offset,
+               CASE WHEN watermark_ms IS NULL THEN {sql_string(LATE_REASON)} ELSE {sql_string(WATERMARK_REASON)} END
         FROM late""",
-    # Distinct viewers in two steps: one row per (minute, content, viewer), then a count of those rows. Flink's
-    # COUNT(DISTINCT) keeps a map per key, and the state TTL's cleanup copies whole maps on every access.
     "content_minute": f"""
-        SELECT {_at("minute_ms")}, content_id, course_id, SUM(viewer_views), COUNT(user_id), SUM(viewer_watch_seconds),
-               SUM(viewer_completed_views)
-        FROM (
-            SELECT {MINUTE_MS} AS minute_ms, content_id, course_id, user_id, COUNT(*) AS viewer_views,
-                   SUM(CAST(watch_seconds AS BIGINT)) AS viewer_watch_seconds,
-                   SUM(CASE WHEN completed THEN 1 ELSE 0 END) AS viewer_completed_views
-            FROM on_time WHERE event_type = 'clickstream.content_viewed'
-            GROUP BY {MINUTE_MS}, content_id, course_id, user_id)
-        GROUP BY minute_ms, content_id, course_id""",
+        SELECT TUMBLE_START(rowtime, INTERVAL '1' MINUTE), content_id, course_id, COUNT(*), COUNT(DISTINCT user_id),
+               SUM(CAST(watch_seconds AS BIGINT)), SUM(CASE WHEN completed THEN 1 ELSE 0 END)
+        FROM on_time WHERE event_type = 'clickstream.content_viewed'
+        GROUP BY {MINUTE}, content_id, course_id""",
     "user_sessions": f"""
         SELECT user_id, {_at("session_start")}, {_at("session_end")}, duration_seconds, events, contents_watched,
                version, deleted
         FROM sessions""",
-    "revenue_minute": f"""
-        SELECT {MINUTE}, course_id, `method`, currency, SUM(total_minor), COUNT(*) FROM (
-            SELECT p.event_time, p.course_id, a.`method`, p.currency, p.total_minor
-            FROM paid p JOIN approved a ON p.payment_id = a.payment_id
-             AND p.event_time BETWEEN a.event_time AND a.event_time + 3600000)
-        GROUP BY {MINUTE_MS}, course_id, `method`, currency""",
-    # Distinct users per stage in two steps, for the same reason as content_minute's viewers.
-    "funnel_hour": f"""
-        SELECT {_at("hour_ms")},
-               COUNT(CASE WHEN event_type = 'clickstream.content_viewed' THEN 1 END),
-               COUNT(CASE WHEN event_type = 'order.created' THEN 1 END),
-               COUNT(CASE WHEN event_type = 'order.paid' THEN 1 END),
-               COUNT(CASE WHEN event_type = 'user.enrolled' THEN 1 END)
+    # An interval join: each side is kept until the watermark is past the last time it can still match.
+    "revenue_minute": """
+        SELECT TUMBLE_START(rowtime, INTERVAL '1' MINUTE), course_id, `method`, currency, SUM(total_minor), COUNT(*)
         FROM (
-            SELECT {HOUR_MS} AS hour_ms, event_type, user_id FROM on_time
-            WHERE event_type IN ('clickstream.content_viewed', 'order.created', 'order.paid', 'user.enrolled')
-              AND user_id IS NOT NULL
-            GROUP BY {HOUR_MS}, event_type, user_id)
-        GROUP BY hour_ms""",
+            SELECT p.rowtime, p.course_id, a.`method`, p.currency, p.total_minor
+            FROM paid p JOIN approved a ON p.payment_id = a.payment_id
+             AND p.rowtime BETWEEN a.rowtime AND a.rowtime + INTERVAL '1' HOUR)
+        GROUP BY TUMBLE(rowtime, INTERVAL '1' MINUTE), course_id, `method`, currency""",
+    "funnel_hour": f"""
+        SELECT TUMBLE_START(rowtime, INTERVAL '1' HOUR),
+               COUNT(DISTINCT CASE WHEN event_type = 'clickstream.content_viewed' THEN user_id END),
+               COUNT(DISTINCT CASE WHEN event_type = 'order.created' THEN user_id END),
+               COUNT(DISTINCT CASE WHEN event_type = 'order.paid' THEN user_id END),
+               COUNT(DISTINCT CASE WHEN event_type = 'user.enrolled' THEN user_id END)
+        FROM on_time
+        WHERE event_type IN ('clickstream.content_viewed', 'order.created', 'order.paid', 'user.enrolled')
+        GROUP BY {HOUR}""",
     "registrations_minute": f"""
-        SELECT {MINUTE}, COUNT(*) FROM on_time WHERE event_type = 'user.registered' GROUP BY {MINUTE_MS}""",
+        SELECT TUMBLE_START(rowtime, INTERVAL '1' MINUTE), COUNT(*) FROM on_time
+        WHERE event_type = 'user.registered' GROUP BY {MINUTE}""",
     "content_dim": f"""
         SELECT content_id, course_id, title, COALESCE(course_title, ''), revision, {_at("event_time")}
         FROM events WHERE event_type = 'content.published'""",
@@ -170,10 +167,12 @@ def _declare_sources(
         registry_url=settings.registry.ccompat_url, fields=DECODED_FIELDS, event_time_field="event_time",
         event_time_range_ms=flink.event_time_range_ms, late_bound_ms=flink.max_out_of_orderness_s * 1000,
         payload_json=True, event_types=topic_event_types(settings, source_topics(settings)),
-        max_string_bytes=flink.max_string_bytes, decode_in_own_task=flink.decode_in_own_task,
+        max_string_bytes=flink.max_string_bytes, decode_in_own_task=flink.decode_in_own_task, watermark=True,
+        partition_idle_after_records=flink.partition_idle_after_records,
     ))  # fmt: skip
     views = {
         "events": "SELECT * FROM sequenced WHERE ok",
+        # Late: by the late rule, or (only after a partition was idle) behind the watermark the windows close by.
         "on_time": "SELECT * FROM sequenced WHERE ok AND NOT is_late",
         "late": "SELECT * FROM sequenced WHERE ok AND is_late",
         "clicks": """
@@ -211,6 +210,11 @@ def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
 def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool = False) -> None:
     """Wires sources, transformations and sinks; `env.execute()` runs them as one job."""
     t_env = StreamTableEnvironment.create(env)
+    emit = t_env.get_config()
+    emit.set("table.exec.emit.early-fire.enabled", "true")
+    emit.set("table.exec.emit.early-fire.delay", f"{settings.flink.mini_batch_latency_ms} ms")
+    # Unset, a window's allowed lateness is the state TTL: its state would stay a week after the watermark closed it.
+    emit.set("table.exec.emit.allow-lateness", "0 ms")
     register_jvm_functions(t_env)
     _declare_sources(env, t_env, settings, bounded)
     declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)

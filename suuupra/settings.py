@@ -238,9 +238,17 @@ class FlinkSettings(BaseModel):
     # job's is printed at its start and shown by `suuupra status`).
     metrics_port: int = Field(default=0, ge=0, le=65535)
     # The late rule: an event older than the newest event already seen in its Kafka partition by more than this is
-    # late (recorded in `late_events`, kept out of the aggregates). No watermark decides anything in the analytics
-    # job, so idle or back-pressured partitions neither stall results nor drop events (docs/analytics.md).
+    # late (recorded in `late_events`, kept out of the aggregates). The analytics job's watermark follows the rule
+    # (each partition's newest event minus this), so it is never ahead of an event the rule lets through
+    # (docs/analytics.md).
     max_out_of_orderness_s: int = 30
+    # A partition none of whose records the job read while it read this many records of the other partitions of the
+    # same source subtask no longer holds the watermark back, so an empty or quiet partition keeps at most this many
+    # records' windows open; its next event, if the watermark has passed it, is recorded in `late_events` as behind
+    # the watermark. Several times what one round of Kafka fetches hands over (at most 1 MB of each partition: some
+    # 250,000 records of this platform's events), so a partition with records still to read is never idle. None:
+    # never idle.
+    partition_idle_after_records: int | None = Field(default=1_000_000, gt=0)
     # An event time outside [from, until) is not a time this platform's events can have (a producer's bug or garbage):
     # such a record goes to the dead-letter topic (`invalid_event_time`) instead of a dashboard's year 2200.
     event_time_valid_from: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)

@@ -8,7 +8,9 @@ Java or Python objects on the way.
 
 Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_topic`, `kafka_partition`,
 `kafka_offset`, `ok`, `error`, `error_code`, `payload_json` (NULL unless asked for), the decoded fields, `high_ms`
-(the newest event time of the partition so far, this event included; NULL without a late rule) and `is_late`. A
+(the newest event time of the partition so far, this event included; NULL without a late rule), `is_late` and,
+with `watermark`, `watermark_ms` (for an event late only because the watermark had passed it when it arrived, that
+watermark; NULL otherwise) and `rowtime` (the event time as a time attribute, with the late rule's watermark). A
 record that cannot be read, or cannot be a true event of its topic, has `ok` false and the reason code:
 `malformed_record`, `unknown_schema`, `incompatible_schema` (unreadable); `invalid_event_time` (outside
 `event_time_range_ms`); `unknown_event_type` (a type not in `event_types`, or not of this topic); `schema_mismatch`
@@ -55,6 +57,12 @@ class EventsView:
     # The view's readers (the SQL operators) in a task of their own, fed by the reading and decoding task: two
     # threads per subtask; each row is copied once between them.
     decode_in_own_task: bool = False
+    # A `rowtime` column (the event time) with a watermark that follows the late rule: each partition's newest event
+    # minus the bound, the minimum over the partitions that are not idle. Needs `late_bound_ms`.
+    watermark: bool = False
+    # A partition the source read nothing of while it read this many records of its other partitions is idle until
+    # its next record. None: a partition never counts as idle.
+    partition_idle_after_records: int | None = None
 
     def config_json(self) -> str:
         kafka = {key: str(value) for key, value in self.kafka.items()}
@@ -76,6 +84,8 @@ class EventsView:
                             for name, (schema, topic) in self.event_types.items()},
             "max_string_bytes": self.max_string_bytes,
             "decode_in_own_task": self.decode_in_own_task,
+            "watermark": self.watermark,
+            "partition_idle_after_records": self.partition_idle_after_records,
         })  # fmt: skip
 
 

@@ -89,7 +89,8 @@ def _differences(settings: Settings, expected: dict[str, set[tuple[Any, ...]]] |
 
 
 def _assert_matches_oracle(settings: Settings, malformed: int) -> None:
-    assert _differences(settings) == {}
+    differences = _differences(settings)
+    assert differences == {}, str(differences)[:3000]
     assert len(_dead_letter_offsets(settings)) == malformed
 
 

@@ -70,6 +70,16 @@ final class EventsConfig implements Serializable {
      * subtask instead of one, at the price of one copy of each binary row between them.
      */
     final boolean decodeInOwnTask;
+    /**
+     * Whether the view has a {@code rowtime} column (the event time, the record's Kafka timestamp for a record that
+     * could not be read) with the late rule's watermark ({@link LateRuleWatermarks}). Needs a late rule.
+     */
+    final boolean watermark;
+    /**
+     * With a watermark: a partition none of whose records the reader emitted while it emitted this many of its other
+     * partitions no longer holds the watermark back, until its next record. Negative: never idle.
+     */
+    final long partitionIdleAfterRecords;
 
     private EventsConfig(JsonNode json) {
         name = text(json, "name");
@@ -91,7 +101,8 @@ final class EventsConfig implements Serializable {
                 default -> throw new IllegalArgumentException("field '" + fieldName + "' has type " + type
                         + "; supported: STRING, BIGINT, INT, DOUBLE, BOOLEAN (nested values are in payload_json)");
             }
-            if (LEADING.contains(fieldName) || fieldName.equals("high_ms") || fieldName.equals("is_late")) {
+            if (LEADING.contains(fieldName) || fieldName.equals("high_ms") || fieldName.equals("is_late")
+                    || fieldName.equals("watermark_ms") || fieldName.equals(SequencedEvents.ROWTIME)) {
                 throw new IllegalArgumentException("field '" + fieldName + "' clashes with a column of the row");
             }
             fieldNames.add(fieldName);
@@ -112,6 +123,11 @@ final class EventsConfig implements Serializable {
                 new String[] {e.getValue().path("schema").asText(), e.getValue().path("topic").asText()}));
         maxStringBytes = json.path("max_string_bytes").asLong(Long.MAX_VALUE);
         decodeInOwnTask = json.path("decode_in_own_task").asBoolean(false);
+        watermark = json.path("watermark").asBoolean(false);
+        partitionIdleAfterRecords = json.path("partition_idle_after_records").asLong(-1);
+        if (watermark && lateBoundMs < 0) {
+            throw new IllegalArgumentException("a watermark needs the late rule ('late_bound_ms'): it follows it");
+        }
     }
 
     static EventsConfig parse(String json) {
@@ -132,7 +148,11 @@ final class EventsConfig implements Serializable {
     }
 
     int arity() {
-        return FIRST_FIELD + fieldNames.size() + 2;
+        return FIRST_FIELD + fieldNames.size() + (watermark ? 3 : 2);
+    }
+
+    int eventTimeColumn() {
+        return FIRST_FIELD + eventTimePosition;
     }
 
     int highPosition() {
@@ -143,7 +163,12 @@ final class EventsConfig implements Serializable {
         return FIRST_FIELD + fieldNames.size() + 1;
     }
 
-    /** The row's type: leading columns, decoded fields (nullable), high_ms, is_late. */
+    /** With a watermark: the column that holds the watermark an event was behind when it arrived (NULL if none). */
+    int watermarkPosition() {
+        return FIRST_FIELD + fieldNames.size() + 2;
+    }
+
+    /** The row's type: leading columns, decoded fields (nullable), high_ms, is_late, with a watermark watermark_ms. */
     RowType rowType() {
         List<RowType.RowField> fields = new ArrayList<>();
         LogicalType[] leading = {new VarBinaryType(VarBinaryType.MAX_LENGTH), new VarBinaryType(VarBinaryType.MAX_LENGTH),
@@ -157,6 +182,9 @@ final class EventsConfig implements Serializable {
         }
         fields.add(new RowType.RowField("high_ms", new BigIntType(true)));
         fields.add(new RowType.RowField("is_late", new BooleanType(true)));
+        if (watermark) {
+            fields.add(new RowType.RowField("watermark_ms", new BigIntType(true)));
+        }
         return new RowType(false, fields);
     }
 }

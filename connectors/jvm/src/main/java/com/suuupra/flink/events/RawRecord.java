@@ -1,8 +1,8 @@
 package com.suuupra.flink.events;
 
 /**
- * A Kafka record as it left the broker: where it was, its key and value bytes, and its {@code event_type} header
- * (null without one). Handed on within one task only.
+ * The Kafka record {@link EventDecoder} is decoding: where it was, its key and value bytes, and its {@code event_type}
+ * header (null without one). One instance per decoder, refilled for every record.
  */
 public final class RawRecord {
     public String topic;
@@ -13,13 +13,4 @@ public final class RawRecord {
     public byte[] eventTypeHeader;
 
     public RawRecord() {}
-
-    RawRecord(String topic, int partition, long offset, byte[] key, byte[] value, byte[] eventTypeHeader) {
-        this.topic = topic;
-        this.partition = partition;
-        this.offset = offset;
-        this.key = key;
-        this.value = value;
-        this.eventTypeHeader = eventTypeHeader;
-    }
 }

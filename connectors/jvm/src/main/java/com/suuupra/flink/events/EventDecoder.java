@@ -1,27 +1,21 @@
 package com.suuupra.flink.events;
 
 import java.nio.charset.StandardCharsets;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 import org.apache.avro.generic.GenericEnumSymbol;
 import org.apache.avro.generic.GenericRecord;
 import org.apache.avro.util.Utf8;
-import org.apache.flink.api.common.functions.OpenContext;
-import org.apache.flink.api.common.state.ListState;
-import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.typeinfo.TypeHint;
+import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.java.tuple.Tuple3;
-import org.apache.flink.runtime.state.FunctionInitializationContext;
-import org.apache.flink.runtime.state.FunctionSnapshotContext;
-import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
-import org.apache.flink.streaming.api.functions.ProcessFunction;
+import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.flink.kafka.shaded.org.apache.kafka.common.header.Header;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.binary.BinaryRowData;
 import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.data.writer.BinaryRowWriter;
+import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.util.Collector;
 
@@ -29,23 +23,25 @@ import com.suuupra.flink.avro.ConfluentAvroReader;
 import com.suuupra.flink.avro.JsonBytes;
 
 /**
- * Decodes each Kafka record and applies the late rule, in the task that read it, into one binary row per record.
+ * Decodes each Kafka record, as the Kafka source's deserializer, into one binary row: in the task that read it, before
+ * the source assigns its timestamp and the per-partition watermark ({@link LateRuleWatermarks}) sees it.
  *
- * <p>Decoding: Confluent-framed Avro by the writer's schema (from the registry), the asked-for top-level fields by
- * name (absent ones NULL), the rest of the payload as JSON. Strings go from Avro's UTF-8 bytes into the row without
- * ever becoming Java strings. A record that cannot be read, or whose event time is outside the accepted range, is
- * emitted with {@code ok = false}, its key and value bytes, and the reason, for a dead-letter sink. So is a readable
- * one that cannot be a true event of its topic: an event type the topic does not carry, a writer's schema or an
- * {@code event_type} header of another type than its event_type field, or an impossible value (see
- * {@link com.suuupra.flink.avro.WriterSchema#invalidValue}).
+ * <p>Confluent-framed Avro by the writer's schema (from the registry), the asked-for top-level fields by name (absent
+ * ones NULL), the rest of the payload as JSON. Strings go from Avro's UTF-8 bytes into the row without ever becoming
+ * Java strings. A record that cannot be read, or whose event time is outside the accepted range, is emitted with
+ * {@code ok = false}, its key and value bytes, and the reason, for a dead-letter sink. So is a readable one that cannot
+ * be a true event of its topic: an event type the topic does not carry, a writer's schema or an {@code event_type}
+ * header of another type than its event_type field, or an impossible value (see
+ * {@link com.suuupra.flink.avro.WriterSchema#invalidValue}). {@code high_ms} and {@code is_late} are left to
+ * {@link LateRule}, which keeps the per-partition state the rule needs across restores.
  *
- * <p>The late rule (unless the configuration has none): a readable event more than {@code lateBoundMs} older than the
- * newest event already seen in its Kafka partition is marked late. Records of one partition reach this operator in offset order (it is chained to
- * the source's reader of that partition), and the newest time per partition is checkpointed (union state, so a
- * restore at another parallelism still knows every partition's), so the rule decides identically on every run.
+ * <p>The row is reused for every record: the source hands it to the chained {@link LateRule} before the next one is
+ * read (the jobs run with object reuse, and nothing downstream in the chain keeps a row it passed on).
  */
-final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implements CheckpointedFunction {
+final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
     private static final long serialVersionUID = 1L;
+    /** The header producers put the event type in (suuupra/events.py EVENT_TYPE_HEADER). */
+    static final String EVENT_TYPE_HEADER = "event_type";
     static final String INVALID_EVENT_TIME = "invalid_event_time";
     static final String UNKNOWN_EVENT_TYPE = "unknown_event_type";
     static final String SCHEMA_MISMATCH = "schema_mismatch";
@@ -58,49 +54,37 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
     private transient String[] names;
     private transient BinaryRowData row;
     private transient BinaryRowWriter writer;
-    private transient Map<String, Map<Integer, long[]>> newest;
-    private transient ListState<Tuple3<String, Integer, Long>> checkpointed;
-    private transient String lastTopic;
-    private transient int lastPartition;
-    private transient long[] lastNewest;
+    private transient RawRecord current;
 
-    DecodeAndSequence(EventsConfig config) {
+    EventDecoder(EventsConfig config) {
         this.config = config;
     }
 
     @Override
-    public void open(OpenContext context) {
+    public void open(DeserializationSchema.InitializationContext context) {
         avro = new ConfluentAvroReader(config.registryUrl);
         json = new JsonBytes(1024);
         names = config.fieldNames.toArray(new String[0]);
         row = new BinaryRowData(config.arity());
         writer = new BinaryRowWriter(row, 1024);
+        current = new RawRecord();
     }
 
     @Override
-    public void initializeState(FunctionInitializationContext context) throws Exception {
-        checkpointed = context.getOperatorStateStore().getUnionListState(new ListStateDescriptor<>(
-                "newest-event-time-per-partition", TypeInformation.of(new TypeHint<Tuple3<String, Integer, Long>>() {})));
-        newest = new HashMap<>();
-        for (Tuple3<String, Integer, Long> entry : checkpointed.get()) {
-            long[] high = newest.computeIfAbsent(entry.f0, topic -> new HashMap<>())
-                    .computeIfAbsent(entry.f1, partition -> new long[] {Long.MIN_VALUE});
-            high[0] = Math.max(high[0], entry.f2);
-        }
+    public TypeInformation<RowData> getProducedType() {
+        return InternalTypeInfo.of(config.rowType());
     }
 
     @Override
-    public void snapshotState(FunctionSnapshotContext context) throws Exception {
-        checkpointed.clear();
-        for (Map.Entry<String, Map<Integer, long[]>> topic : newest.entrySet()) {
-            for (Map.Entry<Integer, long[]> partition : topic.getValue().entrySet()) {
-                checkpointed.add(Tuple3.of(topic.getKey(), partition.getKey(), partition.getValue()[0]));
-            }
-        }
-    }
-
-    @Override
-    public void processElement(RawRecord record, Context context, Collector<RowData> out) {
+    public void deserialize(ConsumerRecord<byte[], byte[]> consumerRecord, Collector<RowData> out) {
+        Header eventType = consumerRecord.headers().lastHeader(EVENT_TYPE_HEADER);
+        RawRecord record = current;
+        record.topic = consumerRecord.topic();
+        record.partition = consumerRecord.partition();
+        record.offset = consumerRecord.offset();
+        record.key = consumerRecord.key();
+        record.value = consumerRecord.value();
+        record.eventTypeHeader = eventType == null ? null : eventType.value();
         writer.reset();
         writer.writeString(EventsConfig.TOPIC, BinaryStringData.fromString(record.topic));
         writer.writeInt(EventsConfig.PARTITION, record.partition);
@@ -123,7 +107,7 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
             } else if ((invalid = avro.writer().invalidValue(event, config.maxStringBytes)) != null) {
                 failed(record, INVALID_VALUE, avro.writer().fullName() + ": " + invalid);
             } else {
-                decoded(event, positions, record, eventTime);
+                decoded(event, positions);
             }
         }
         writer.complete();
@@ -176,9 +160,12 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
         }
         writer.setNullAt(config.highPosition());
         writer.setNullAt(config.latePosition());
+        if (config.watermark) {
+            writer.setNullAt(config.watermarkPosition());
+        }
     }
 
-    private void decoded(GenericRecord event, int[] positions, RawRecord record, long eventTime) {
+    private void decoded(GenericRecord event, int[] positions) {
         // The bytes are only needed to dead-letter a record: a readable one travels without them.
         writer.setNullAt(EventsConfig.KEY);
         writer.setNullAt(EventsConfig.PAYLOAD);
@@ -196,25 +183,12 @@ final class DecodeAndSequence extends ProcessFunction<RawRecord, RowData> implem
             Object value = positions[i] < 0 ? null : event.get(positions[i]);
             write(EventsConfig.FIRST_FIELD + i, types.get(i), value);
         }
-        if (config.lateBoundMs < 0) {
-            writer.setNullAt(config.highPosition());
-            writer.writeBoolean(config.latePosition(), false);
-            return;
+        // Set by LateRule: the decoder keeps no state.
+        writer.setNullAt(config.highPosition());
+        writer.writeBoolean(config.latePosition(), false);
+        if (config.watermark) {
+            writer.setNullAt(config.watermarkPosition());
         }
-        long[] high = newestOf(record.topic, record.partition);
-        high[0] = Math.max(high[0], eventTime);
-        writer.writeLong(config.highPosition(), high[0]);
-        writer.writeBoolean(config.latePosition(), eventTime < high[0] - config.lateBoundMs);
-    }
-
-    private long[] newestOf(String topic, int partition) {
-        if (lastNewest == null || partition != lastPartition || !topic.equals(lastTopic)) {
-            lastNewest = newest.computeIfAbsent(topic, name -> new HashMap<>())
-                    .computeIfAbsent(partition, number -> new long[] {Long.MIN_VALUE});
-            lastTopic = topic;
-            lastPartition = partition;
-        }
-        return lastNewest;
     }
 
     private void writeBytes(int position, byte[] bytes) {
