@@ -256,14 +256,16 @@ class FlinkSettings(BaseModel):
     # No text field of this platform's events is anywhere near this long: a longer one is garbage or an attack, and
     # would otherwise travel into ClickHouse rows, feature keys and the search index (`invalid_value`).
     max_string_bytes: int = Field(default=64 * 1024, gt=0)
-    # Aggregates are updated continuously; Flink folds the updates of this long into one write per key.
+    # Aggregates are updated continuously; Flink folds the updates of this long into one write per key (the analytics
+    # job's windows emit their current values this often).
     mini_batch_latency_ms: int = Field(default=1000, gt=0)
     mini_batch_rows: int = Field(default=20_000, gt=0)
     # Kafka reading and decoding in a task of their own, the SQL operators reading the events in another: two threads
     # per subtask instead of one, each decoded row copied once between them.
     decode_in_own_task: bool = True
     # Keyed state untouched for this long is dropped (processing time): an aggregate key can only be revisited by an
-    # event within the late rule's bound of its partition's newest event, so a week is ample.
+    # event within the late rule's bound of its partition's newest event, so a week is ample. (The analytics job's
+    # windows are dropped by the watermark instead; its sessions use this as a last resort.)
     state_ttl_h: int = Field(default=168, gt=0)
     # The ClickHouse sinks: a batch is inserted at this many rows or this long after its first row (while the job goes
     # on with the next), retried on transient failures, and always before a checkpoint completes.
