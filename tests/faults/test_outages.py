@@ -46,11 +46,12 @@ HOUR_MS = 3_600_000
 
 
 @contextmanager
-def _job_running(name: str, environment: dict[str, str], output: Path) -> Iterator[None]:
-    """`suuupra jobs run NAME`, its output in `output`; afterwards the job is killed and the platform made whole."""
+def _job_running(name: str, environment: dict[str, str], output: Path, *arguments: str) -> Iterator[None]:
+    """`suuupra jobs run NAME [ARGUMENTS]`, its output in `output`; afterwards the job is killed and the platform made
+    whole."""
     with output.open("wb") as sink:
-        job = subprocess.Popen([SUUUPRA, "jobs", "run", name], env=environment, start_new_session=True, stdout=sink,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", name, *arguments], env=environment, start_new_session=True,
+                               stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         yield
     finally:

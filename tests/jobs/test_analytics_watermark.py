@@ -1,6 +1,8 @@
 """The analytics job's watermark and idle partitions, on the real platform: a partition the job has read to its end
 while the others go on stops holding the watermark back, the windows close, and an event that then arrives on it
-behind the watermark is recorded in `late_events` with that reason instead of being dropped by a closed window."""
+behind the watermark is recorded in `late_events` with that reason instead of being dropped by a closed window; also
+after a restore from a checkpoint, when the windows downstream are gone but their watermark starts again from
+nothing."""
 
 from __future__ import annotations
 
@@ -77,12 +79,8 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
         publisher.publish(behind)
         publisher.flush()
 
-        def recorded() -> list[tuple[object, ...]]:
-            return _query(settings, f"SELECT reason, lateness_ms FROM {{db}}.late_events FINAL "
-                                    f"WHERE event_id = '{behind['event_id']}'")  # fmt: skip
-
-        assert wait_until(lambda: len(recorded()) == 1, 120, interval=0.5), recorded()
-        [(reason, lateness_ms)] = recorded()
+        assert wait_until(lambda: len(_recorded(settings, behind)) == 1, 120, interval=0.5)
+        [(reason, lateness_ms)] = _recorded(settings, behind)
         assert reason == WATERMARK_REASON
         # The watermark then was the other partitions' newest minus the bound, hours past the event.
         assert int(str(lateness_ms)) > 3_600_000
@@ -104,3 +102,32 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
         registrations = _query(settings, "SELECT toUnixTimestamp(window_start), registrations "
                                          "FROM {db}.registrations_minute FINAL")  # fmt: skip
         assert ((START + MINUTE_MS) // 1000, 1) in registrations
+        # A checkpoint after all of this, then the kill.
+        taken = _latest_checkpoint(settings)
+        assert wait_until(lambda: _latest_checkpoint(settings) >= taken + 2, 60, interval=0.5)
+
+    # Restored, the job's operators start from the checkpoint's windows (those behind the watermark are gone) with
+    # no watermark yet: another registration behind the old watermark must still be recorded late.
+    with _job_running("analytics", environment, tmp_path / "restored.out", "--restore", "latest"):
+        after_restore = _registration(template, probe_user, START + MINUTE_MS + 20_000)
+        publisher.publish(after_restore)
+        publisher.flush()
+        assert wait_until(lambda: len(_recorded(settings, after_restore)) == 1, 240, interval=0.5)
+        [(reason, _lateness)] = _recorded(settings, after_restore)
+        assert reason == WATERMARK_REASON
+        registrations = _query(settings, "SELECT toUnixTimestamp(window_start), registrations "
+                                         "FROM {db}.registrations_minute FINAL")  # fmt: skip
+        assert ((START + MINUTE_MS) // 1000, 1) in registrations
+
+
+def _latest_checkpoint(settings: Settings) -> int:
+    completed = [
+        int(path.parent.name.removeprefix("chk-")) for path in settings.checkpoint_dir.glob("*/chk-*/_metadata")
+    ]
+    return max(completed, default=0)
+
+
+def _recorded(settings: Settings, event: dict[str, object]) -> list[tuple[object, ...]]:
+    """The event's reason and lateness in `late_events` (no row: not recorded late)."""
+    return _query(settings, f"SELECT reason, lateness_ms FROM {{db}}.late_events FINAL "
+                            f"WHERE event_id = '{event['event_id']}'")  # fmt: skip

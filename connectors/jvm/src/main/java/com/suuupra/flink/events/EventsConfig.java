@@ -125,6 +125,10 @@ final class EventsConfig implements Serializable {
         decodeInOwnTask = json.path("decode_in_own_task").asBoolean(false);
         watermark = json.path("watermark").asBoolean(false);
         partitionIdleAfterRecords = json.path("partition_idle_after_records").asLong(-1);
+        if (partitionIdleAfterRecords == 0) {
+            throw new IllegalArgumentException(
+                    "'partition_idle_after_records' must be positive (or absent: never idle)");
+        }
         if (watermark && lateBoundMs < 0) {
             throw new IllegalArgumentException("a watermark needs the late rule ('late_bound_ms'): it follows it");
         }

@@ -12,6 +12,8 @@ import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
+import org.apache.flink.streaming.api.operators.ProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.binary.BinaryRowData;
 import org.apache.flink.util.Collector;
@@ -33,6 +35,14 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
 
     private transient Map<String, Map<Integer, long[]>> newest;
     private transient ListState<Tuple3<String, Integer, Long>> checkpointed;
+    private transient ListState<Long> checkpointedWatermark;
+    /** The last watermark this subtask received (kept by {@link Operator}). */
+    private transient long watermark;
+    /**
+     * The watermark the job had reached at the checkpoint it was restored from: the operators downstream have closed
+     * and dropped every window up to it, while their own watermark starts again from nothing.
+     */
+    private transient long restoredWatermark;
     private transient String lastTopic;
     private transient int lastPartition;
     private transient long[] lastNewest;
@@ -45,6 +55,16 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
     public void initializeState(FunctionInitializationContext context) throws Exception {
         checkpointed = context.getOperatorStateStore().getUnionListState(new ListStateDescriptor<>(
                 "newest-event-time-per-partition", TypeInformation.of(new TypeHint<Tuple3<String, Integer, Long>>() {})));
+        checkpointedWatermark = context.getOperatorStateStore().getUnionListState(new ListStateDescriptor<>(
+                "watermark-at-checkpoint", TypeInformation.of(Long.class)));
+        watermark = Long.MIN_VALUE;
+        // Downstream, the watermark was the minimum over the subtasks (none is ever idle as a whole while reading).
+        restoredWatermark = Long.MIN_VALUE;
+        boolean first = true;
+        for (Long entry : checkpointedWatermark.get()) {
+            restoredWatermark = first ? entry : Math.min(restoredWatermark, entry);
+            first = false;
+        }
         newest = new HashMap<>();
         for (Tuple3<String, Integer, Long> entry : checkpointed.get()) {
             long[] high = newest.computeIfAbsent(entry.f0, topic -> new HashMap<>())
@@ -55,6 +75,8 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
 
     @Override
     public void snapshotState(FunctionSnapshotContext context) throws Exception {
+        checkpointedWatermark.clear();
+        checkpointedWatermark.add(Math.max(watermark, restoredWatermark));
         checkpointed.clear();
         for (Map.Entry<String, Map<Integer, long[]>> topic : newest.entrySet()) {
             for (Map.Entry<Integer, long[]> partition : topic.getValue().entrySet()) {
@@ -74,16 +96,32 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
             boolean late = eventTime < high[0] - config.lateBoundMs;
             if (!late && config.watermark) {
                 // Only after a partition was idle can the watermark have passed an event the rule lets through. The
-                // operators downstream have seen no later watermark than this one when the event reaches them.
-                long watermark = context.timerService().currentWatermark();
-                if (eventTime <= watermark) {
+                // operators downstream have seen no later watermark than this one when the event reaches them (nor,
+                // after a restore, closed a window past the restored one).
+                long passed = Math.max(watermark, restoredWatermark);
+                if (eventTime <= passed) {
                     late = true;
-                    binary.setLong(config.watermarkPosition(), watermark);
+                    binary.setLong(config.watermarkPosition(), passed);
                 }
             }
             binary.setBoolean(config.latePosition(), late);
         }
         out.collect(row);
+    }
+
+    /** Runs the function and tells it each watermark, which a process function does not see otherwise. */
+    static final class Operator extends ProcessOperator<RowData, RowData> {
+        private static final long serialVersionUID = 1L;
+
+        Operator(LateRule rule) {
+            super(rule);
+        }
+
+        @Override
+        public void processWatermark(Watermark mark) throws Exception {
+            ((LateRule) userFunction).watermark = mark.getTimestamp();
+            super.processWatermark(mark);
+        }
     }
 
     private long[] newestOf(String topic, int partition) {

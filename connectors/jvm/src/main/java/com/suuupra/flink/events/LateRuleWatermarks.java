@@ -19,11 +19,12 @@ import org.apache.flink.table.data.RowData;
  * <p>A partition is idle, and stops holding the watermark back, once the reader has emitted {@code idleAfterRecords}
  * records of its other partitions since this one's last record (or since it was assigned, for one that has none):
  * it has been read to its end while the others go on. Counted in records, not time, so neither a slow machine nor
- * back-pressure nor a broker outage makes a partition with records still to read idle (the reader's fetches serve
- * every partition long before that many records), and a quiet partition keeps at most that many records' windows open.
- * The reader itself is never idle as a whole: the partition it emitted last is always active, so the operators
- * downstream never see its watermark fall behind theirs. Its next record makes an idle partition active again;
- * {@link LateRule} records an event that arrives behind the watermark as late.
+ * back-pressure nor an outage of the whole broker makes a partition with records still to read idle (the reader's
+ * fetches serve every partition long before that many records), and a quiet partition keeps at most that many
+ * records' windows open. The reader itself is never idle as a whole while it reads: the partition it emitted last is
+ * always active, so the operators downstream never see its watermark fall behind theirs. A bounded read counts no
+ * partition idle (a partition read to its end is released instead). Its next record makes an idle partition active
+ * again; {@link LateRule} records an event that arrives behind the watermark as late.
  */
 final class LateRuleWatermarks implements WatermarkGenerator<RowData> {
     private final ReaderProgress reader;
@@ -39,7 +40,9 @@ final class LateRuleWatermarks implements WatermarkGenerator<RowData> {
         this.reader = reader;
         this.eventTimeColumn = config.eventTimeColumn();
         this.lateBoundMs = config.lateBoundMs;
-        this.idleAfterRecords = config.partitionIdleAfterRecords;
+        // A bounded read needs no idleness: a partition read to its end is released, and an empty one is at its end
+        // at once. (Idle partitions and released ones together could leave a subtask idle as a whole.)
+        this.idleAfterRecords = config.bounded ? -1 : config.partitionIdleAfterRecords;
         this.readerRecordsAtLast = reader.records;
     }
 

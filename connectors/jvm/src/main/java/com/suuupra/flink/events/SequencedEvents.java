@@ -56,8 +56,8 @@ public final class SequencedEvents {
                 .uid(config.name + "-kafka");
         // The operator's uid is the one it had when it also decoded: its state (the late rule's) is unchanged.
         DataStream<RowData> rows = records
-                .process(new LateRule(config), InternalTypeInfo.of(config.rowType()))
-                .name(config.name + ": late rule")
+                .transform(config.name + ": late rule", InternalTypeInfo.of(config.rowType()),
+                        new LateRule.Operator(new LateRule(config)))
                 .uid(config.name + "-decode-sequence");
         if (config.decodeInOwnTask) {
             // An identity step that starts a chain: the SQL operators reading the view chain to it, in another task.
