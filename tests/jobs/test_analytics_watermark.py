@@ -76,14 +76,9 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
         # minute. The next registration of the probe user is on time by the late rule (newer than anything of its
         # partition) but behind the watermark.
         behind = _registration(template, probe_user, START + MINUTE_MS + 10_000)
-        publisher.publish(behind)
-        publisher.flush()
-
-        assert wait_until(lambda: len(_recorded(settings, behind)) == 1, 120, interval=0.5)
-        [(reason, lateness_ms)] = _recorded(settings, behind)
-        assert reason == WATERMARK_REASON
+        lateness_ms = _recorded_behind_the_watermark(settings, publisher, behind, 120)
         # The watermark then was the other partitions' newest minus the bound, hours past the event.
-        assert int(str(lateness_ms)) > 3_600_000
+        assert lateness_ms > 3_600_000
         assert wait_until(lambda: raw_rows(settings) == archived + 1, 60, interval=0.5)
 
         # Every table is the independent computation's with the probe event counted as late, not in its minute.
@@ -110,11 +105,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
     # no watermark yet: another registration behind the old watermark must still be recorded late.
     with _job_running("analytics", environment, tmp_path / "restored.out", "--restore", "latest"):
         after_restore = _registration(template, probe_user, START + MINUTE_MS + 20_000)
-        publisher.publish(after_restore)
-        publisher.flush()
-        assert wait_until(lambda: len(_recorded(settings, after_restore)) == 1, 240, interval=0.5)
-        [(reason, _lateness)] = _recorded(settings, after_restore)
-        assert reason == WATERMARK_REASON
+        _recorded_behind_the_watermark(settings, publisher, after_restore, 240)
         registrations = _query(settings, "SELECT toUnixTimestamp(window_start), registrations "
                                          "FROM {db}.registrations_minute FINAL")  # fmt: skip
         assert ((START + MINUTE_MS) // 1000, 1) in registrations
@@ -125,6 +116,18 @@ def _latest_checkpoint(settings: Settings) -> int:
         int(path.parent.name.removeprefix("chk-")) for path in settings.checkpoint_dir.glob("*/chk-*/_metadata")
     ]
     return max(completed, default=0)
+
+
+def _recorded_behind_the_watermark(
+    settings: Settings, publisher: EventPublisher, event: dict[str, object], timeout_s: float
+) -> int:
+    """Publishes the event, waits until `late_events` has it as behind the watermark, and returns its lateness."""
+    publisher.publish(event)
+    publisher.flush()
+    assert wait_until(lambda: len(_recorded(settings, event)) == 1, timeout_s, interval=0.5)
+    [(reason, lateness_ms)] = _recorded(settings, event)
+    assert reason == WATERMARK_REASON
+    return int(str(lateness_ms))
 
 
 def _recorded(settings: Settings, event: dict[str, object]) -> list[tuple[object, ...]]:
