@@ -1,6 +1,9 @@
 package com.suuupra.flink.events;
 
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.apache.flink.api.common.state.ListState;
@@ -15,7 +18,9 @@ import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.streaming.api.operators.ProcessOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.binary.BinaryRowData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.util.Collector;
 
 /**
@@ -43,7 +48,7 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
      * and dropped every window up to it, while their own watermark starts again from nothing.
      */
     private transient long restoredWatermark;
-    private transient String lastTopic;
+    private transient StringData lastTopic;
     private transient int lastPartition;
     private transient long[] lastNewest;
 
@@ -60,10 +65,10 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
         watermark = Long.MIN_VALUE;
         // Downstream, the watermark was the minimum over the subtasks (none is ever idle as a whole while reading).
         restoredWatermark = Long.MIN_VALUE;
-        boolean first = true;
-        for (Long entry : checkpointedWatermark.get()) {
-            restoredWatermark = first ? entry : Math.min(restoredWatermark, entry);
-            first = false;
+        List<Long> restored = new ArrayList<>();
+        checkpointedWatermark.get().forEach(restored::add);
+        if (!restored.isEmpty()) {
+            restoredWatermark = Collections.min(restored);
         }
         newest = new HashMap<>();
         for (Tuple3<String, Integer, Long> entry : checkpointed.get()) {
@@ -90,7 +95,7 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
         if (config.lateBoundMs >= 0 && row.getBoolean(EventsConfig.OK)) {
             BinaryRowData binary = (BinaryRowData) row;
             long eventTime = row.getLong(config.eventTimeColumn());
-            long[] high = newestOf(row.getString(EventsConfig.TOPIC).toString(), row.getInt(EventsConfig.PARTITION));
+            long[] high = newestOf(row.getString(EventsConfig.TOPIC), row.getInt(EventsConfig.PARTITION));
             high[0] = Math.max(high[0], eventTime);
             binary.setLong(config.highPosition(), high[0]);
             boolean late = eventTime < high[0] - config.lateBoundMs;
@@ -124,11 +129,14 @@ final class LateRule extends ProcessFunction<RowData, RowData> implements Checkp
         }
     }
 
-    private long[] newestOf(String topic, int partition) {
+    /** Compares the row's topic bytes with the last record's: a Java string only when the partition changes. */
+    private long[] newestOf(StringData topic, int partition) {
         if (lastNewest == null || partition != lastPartition || !topic.equals(lastTopic)) {
-            lastNewest = newest.computeIfAbsent(topic, name -> new HashMap<>())
+            String name = topic.toString();
+            lastNewest = newest.computeIfAbsent(name, key -> new HashMap<>())
                     .computeIfAbsent(partition, number -> new long[] {Long.MIN_VALUE});
-            lastTopic = topic;
+            // A copy: the row, and the bytes the topic points into, are reused for the next record.
+            lastTopic = BinaryStringData.fromString(name);
             lastPartition = partition;
         }
         return lastNewest;
