@@ -14,8 +14,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +35,13 @@ from tests.jobs.analytics_support import (
     _differences,
     _environment,
     _publish,
+    job_running,
     raw_rows,
 )
 from tests.jobs.features_oracle import expected_features
 from tests.jobs.test_features import job_environment, online, publish
 
 HOUR_MS = 3_600_000
-
-
-@contextmanager
-def _job_running(name: str, environment: dict[str, str], output: Path, *arguments: str) -> Iterator[None]:
-    """`suuupra jobs run NAME [ARGUMENTS]`, its output in `output`; afterwards the job is killed and the platform made
-    whole."""
-    with output.open("wb") as sink:
-        job = subprocess.Popen([SUUUPRA, "jobs", "run", name, *arguments], env=environment, start_new_session=True,
-                               stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        yield
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
-        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)
 
 
 def _kill(settings: Settings, component: str) -> None:
@@ -76,7 +60,7 @@ def test_the_job_heals_when_a_component_is_killed_and_brought_back(
     ))})  # fmt: skip
     malformed = _publish(settings, 3000, seed=31)
     output = tmp_path / "job.out"
-    with _job_running("analytics", _environment(settings), output):
+    with job_running("analytics", _environment(settings), output):
         assert wait_until(lambda: raw_rows(settings) > 0, 240, interval=0.5), output.read_text()[-3000:]
         _kill(settings, component)
         killed = time.monotonic()
@@ -162,7 +146,7 @@ def test_the_job_waits_out_a_registry_outage_without_dead_lettering_what_it_cann
             settings.topics.payment, publisher.catalog.schema_for(event["event_type"]).schema, event
         )
     output = tmp_path / "job.out"
-    with _job_running("analytics", _environment(settings), output):
+    with job_running("analytics", _environment(settings), output):
         assert wait_until(lambda: _differences(settings) == {}, 240, interval=1), output.read_text()[-3000:]
         _kill(settings, "registry")
         killed = time.monotonic()
@@ -213,7 +197,7 @@ def test_the_features_job_heals_when_redis_is_killed_and_brought_back(
     publish(settings, first)
     output = tmp_path / "job.out"
     values = [event.value for event in first]
-    with _job_running("features", job_environment(settings), output):
+    with job_running("features", job_environment(settings), output):
         assert wait_until(lambda: not _online_differences(settings, values), 240, interval=2), output.read_text()
         _kill(settings, "redis")
         killed = time.monotonic()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +104,18 @@ def raw_rows(settings: Settings) -> int:
         return int(backend.query(f"SELECT count() FROM {settings.clickhouse.database}.raw_events FINAL").rows[0][0])
     finally:
         backend.close()
+
+
+@contextmanager
+def job_running(name: str, environment: dict[str, str], output: Path, *arguments: str) -> Iterator[None]:
+    """`suuupra jobs run NAME [ARGUMENTS]`, its output in `output`; afterwards the job is killed and the platform made
+    whole."""
+    with output.open("wb") as sink:
+        job = subprocess.Popen([SUUUPRA, "jobs", "run", name, *arguments], env=environment, start_new_session=True,
+                               stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        yield
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+        subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)

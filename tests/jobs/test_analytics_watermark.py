@@ -17,8 +17,7 @@ from suuupra.platform.base import wait_until
 from suuupra.settings import Settings
 from suuupra.simulate.journeys import generate
 from suuupra.verify.analytics import actual_tables, compare, expected_tables, kafka_events
-from tests.faults.test_outages import _job_running
-from tests.jobs.analytics_support import START, _environment, journeys, raw_rows
+from tests.jobs.analytics_support import START, _environment, job_running, journeys, raw_rows
 
 MINUTE_MS = 60_000
 IDLE_AFTER_RECORDS = 3000
@@ -70,7 +69,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
             {**settings.kafka.client_overrides, "max.partition.fetch.bytes": str(FETCH_BYTES_PER_PARTITION)}
         ),
     }
-    with _job_running("analytics", environment, tmp_path / "job.out"):
+    with job_running("analytics", environment, tmp_path / "job.out"):
         assert wait_until(lambda: raw_rows(settings) == archived, 240, interval=0.5), raw_rows(settings)
         # Windows of the first hours are closed: their final rows are in, and the watermark is far past the probe's
         # minute. The next registration of the probe user is on time by the late rule (newer than anything of its
@@ -103,7 +102,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
 
     # Restored, the job's operators start from the checkpoint's windows (those behind the watermark are gone) with
     # no watermark yet: another registration behind the old watermark must still be recorded late.
-    with _job_running("analytics", environment, tmp_path / "restored.out", "--restore", "latest"):
+    with job_running("analytics", environment, tmp_path / "restored.out", "--restore", "latest"):
         after_restore = _registration(template, probe_user, START + MINUTE_MS + 20_000)
         _recorded_behind_the_watermark(settings, publisher, after_restore, 240)
         registrations = _query(settings, "SELECT toUnixTimestamp(window_start), registrations "
