@@ -169,6 +169,7 @@ def _declare_sources(
         payload_json=True, event_types=topic_event_types(settings, source_topics(settings)),
         max_string_bytes=flink.max_string_bytes, decode_in_own_task=flink.decode_in_own_task, watermark=True,
         partition_idle_after_records=flink.partition_idle_after_records,
+        partition_fetch_bytes=flink.source_partition_fetch_bytes,
     ))  # fmt: skip
     views = {
         "events": "SELECT * FROM sequenced WHERE ok",

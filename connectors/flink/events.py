@@ -63,9 +63,14 @@ class EventsView:
     # A partition the source read nothing of while it read this many records of its other partitions is idle until
     # its next record. None: a partition never counts as idle.
     partition_idle_after_records: int | None = None
+    # The source's `max.partition.fetch.bytes` unless `kafka` sets it: how much of one partition a fetch hands over,
+    # so how many records of the others can come between two of a partition's (what the idleness counts).
+    partition_fetch_bytes: int | None = None
 
     def config_json(self) -> str:
         kafka = {key: str(value) for key, value in self.kafka.items()}
+        if self.partition_fetch_bytes is not None:
+            kafka.setdefault("max.partition.fetch.bytes", str(self.partition_fetch_bytes))
         return json.dumps({
             "name": self.name,
             "bootstrap_servers": kafka.get("bootstrap.servers"),
