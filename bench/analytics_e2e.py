@@ -36,6 +36,11 @@ which move far less with the neighbours' load than events/s do; and the JIT comp
 drain, which show how much of the drain the JVM spent compiling the job's code rather than running it. Once every
 row is in, the size of the job's latest completed checkpoint (Flink's REST API): the state it keeps, per event read.
 
+(a2) The same backlog through bench/analytics_ceiling_job.py, the job writing raw_events alone (the same source,
+decoding, late rule and dead letters; no aggregate), at parallelism 1 after the job's runs (`--no-raw-only` skips it):
+its events/s and CPU per event, and the whole job's drain events/s against it. It bounds what any tuning of the
+aggregates can give: reading, decoding and writing every event once costs that much by itself.
+
 (b) The same backlog through the Quix Streams peer (`bench/quix_peer.py`, its own venv, consumer group and database;
 `--no-quix` skips it), after the job runs, with nothing else of the benchmark running: its events/s (first record ->
 last sink flush) against the job's drain events/s at each parallelism, and its views in windows against the views it
@@ -106,6 +111,7 @@ from suuupra.settings import FlinkSettings, Settings, environment_overrides, loa
 from suuupra.simulate.journeys import SimulationProfile, generate
 
 SUUUPRA = str(Path(sys.executable).parent / "suuupra")
+CEILING_JOB = Path(__file__).resolve().parent / "analytics_ceiling_job.py"
 JOB_GROUP_SUFFIX = "analytics"  # jobs/analytics.py: group = <flink.consumer_group_prefix>-analytics
 VIEW = "clickstream.content_viewed"
 REGISTERED = "user.registered"
@@ -294,7 +300,7 @@ class RunningJob:
 
 
 @contextmanager
-def running_job(target: Target, keep_logs: Path | None) -> Iterator[RunningJob]:
+def running_job(target: Target, keep_logs: Path | None, command: list[str] | None = None) -> Iterator[RunningJob]:
     log_path = target.workdir / "job.log"
     flink_logs = target.workdir / "flink-log"
     environment = {
@@ -303,8 +309,8 @@ def running_job(target: Target, keep_logs: Path | None) -> Iterator[RunningJob]:
         "FLINK_LOG_DIR": str(flink_logs),
     }
     with log_path.open("wb") as output:
-        process = subprocess.Popen([SUUUPRA, "jobs", "run", "analytics"], env=environment, start_new_session=True,
-                                   stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(command or [SUUUPRA, "jobs", "run", "analytics"], env=environment,
+                                   start_new_session=True, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
     job = RunningJob(process, time.perf_counter(), FlinkRest(flink_logs))
     try:
         yield job
@@ -610,13 +616,22 @@ class ThroughputRun:
 
 
 def measure_throughput(
-    topics: Settings, run_id: str, backlog: Backlog, parallelism: int, args: argparse.Namespace, root: Path
+    topics: Settings,
+    run_id: str,
+    backlog: Backlog,
+    parallelism: int,
+    args: argparse.Namespace,
+    root: Path,
+    raw_events_only: bool = False,
 ) -> ThroughputRun:
-    label = f"p{parallelism}"
+    """One drain of the backlog by the job (or, `raw_events_only`, by bench/analytics_ceiling_job.py)."""
+    label = "raw_only" if raw_events_only else f"p{parallelism}"
+    command = [sys.executable, str(CEILING_JOB)] if raw_events_only else None
     with job_target(topics, run_id, label, parallelism, args.checkpoint_interval, root) as target:
-        log(f"(a) parallelism {parallelism}: starting the job (database {target.database}, group {target.group_id})")
+        what = "the job writing raw_events alone" if raw_events_only else f"parallelism {parallelism}: the job"
+        log(f"(a) {what}: starting (database {target.database}, group {target.group_id})")
         fingerprint = job_fingerprint()
-        with running_job(target, args.logs) as job:
+        with running_job(target, args.logs, command) as job:
             result = drain(target, job, backlog, args.sample_s, args.settle_s, args.timeout)
         reads = ClickHouseReads(target.settings)
         try:
@@ -1208,6 +1223,27 @@ def print_throughput(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str
             print(f"      {line}")
 
 
+def print_raw_only(backlog: Backlog, runs: list[ThroughputRun], raw_only: ThroughputRun) -> None:
+    figures = raw_only.figures
+    whole = next((r for r in runs if r.parallelism == 1), None)
+    rows = {
+        "events/s, steady middle / whole drain": f"{number(figures['steady'])} / {number(figures['drain'])}",
+        "raw_events rows / distinct event_id": f"{raw_only.raw_rows:,} / {raw_only.raw_distinct:,}"
+        + ("" if raw_only.raw_rows == raw_only.raw_distinct == backlog.for_job else "  <- MISMATCH"),
+        "CPU per event, steady middle: job JVM (of which JIT) / whole machine": (
+            f"{figures['cpu_us_job']:.1f} ({figures['cpu_us_jit']:.1f}) / {figures['cpu_us_machine']:.1f} us"
+            if "cpu_us_machine" in figures
+            else "n/a"
+        ),
+    }
+    if whole is not None and whole.figures["drain"] and figures["drain"]:
+        rows["whole job at parallelism 1 / raw_events alone (whole drain)"] = (
+            f"{whole.figures['drain'] / figures['drain']:.2f}"
+        )
+    print_rows("(a2) the same backlog through the job writing raw_events alone (bench/analytics_ceiling_job.py: "
+               "source, decoding, late rule, dead letters, raw_events; no aggregate), parallelism 1", rows)  # fmt: skip
+
+
 def print_quix(backlog: Backlog, runs: list[ThroughputRun], quix: dict[str, Any] | str) -> None:
     if isinstance(quix, str):
         print(f"\n(b) Quix peer: {quix}")
@@ -1240,6 +1276,7 @@ def report(
     args: argparse.Namespace,
     backlog: Backlog | None,
     runs: list[ThroughputRun],
+    raw_only: ThroughputRun | None,
     quix: dict[str, Any] | str | None,
     latency: LatencyRun | None,
     dead_letters: int,
@@ -1250,6 +1287,8 @@ def report(
           "(1/5/15 min) " + "; ".join(f"{k} {v}" for k, v in loads.items()))  # fmt: skip
     print("command: " + shlex.join([".venv/bin/python", "bench/analytics_e2e.py", *sys.argv[1:]]))
     prints = {f"parallelism {r.parallelism}": r.fingerprint for r in runs}
+    if raw_only is not None:
+        prints["raw_events alone"] = raw_only.fingerprint
     if latency is not None:
         prints["latency"] = latency.fingerprint
     print("job under test: " + "; ".join(f"{k} {v}" for k, v in prints.items()))
@@ -1260,6 +1299,8 @@ def report(
         print_backlog(backlog)
         if runs:
             print_throughput(backlog, runs, quix)
+        if raw_only is not None:
+            print_raw_only(backlog, runs, raw_only)
         if quix is not None:
             print_quix(backlog, runs, quix)
     if latency is not None:
@@ -1276,6 +1317,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000, help="backlog size for (a) and (b) (0: skip both)")
     parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2], help="one job run per value")
     parser.add_argument("--no-quix", action="store_true", help="skip (b), the Quix Streams peer")
+    parser.add_argument("--no-raw-only", action="store_true", help="skip (a2), the job writing raw_events alone")
     parser.add_argument("--rate", type=float, default=20_000.0, help="events/s for (c)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds of (c) (0: skip it)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds at --rate before the markers start")
@@ -1304,6 +1346,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{run_id}-"))
     loads = {"start": load()}
     runs: list[ThroughputRun] = []
+    raw_only: ThroughputRun | None = None
     quix: dict[str, Any] | str | None = None
     latency: LatencyRun | None = None
     backlog: Backlog | None = None
@@ -1322,6 +1365,10 @@ def main() -> None:
                     loads[f"p{parallelism}"] = load()
                     runs.append(measure_throughput(topics, run_id, backlog, parallelism, args, root))
                     print_throughput(backlog, runs[-1:], None)
+                if not args.no_raw_only:
+                    loads["raw only"] = load()
+                    raw_only = measure_throughput(topics, run_id, backlog, 1, args, root, raw_events_only=True)
+                    print_raw_only(backlog, runs, raw_only)
                 if not args.no_quix:
                     loads["quix"] = load()
                     try:
@@ -1339,7 +1386,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     loads["end"] = load()
-    report(args, backlog, runs, quix, latency, dead_letters, loads)
+    report(args, backlog, runs, raw_only, quix, latency, dead_letters, loads)
 
 
 if __name__ == "__main__":

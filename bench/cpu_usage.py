@@ -71,6 +71,7 @@ class CpuWatch:
         self.clock_origin = clock_origin
         self.interval_s = interval_s
         self.readings: list[CpuReading] = []
+        self._threads: dict[tuple[str, str], tuple[bool, float]] = {}  # (pid, tid) -> (a JIT thread, CPU seconds)
         # The local platform's processes (none for a platform operated elsewhere: their figures read 0).
         platform = components(settings) if settings.is_local else []
         running = {c.name: pid for c in platform if (pid := c.pid()) is not None}
@@ -93,25 +94,24 @@ class CpuWatch:
             self._stopped.wait(self.interval_s)
 
     def read(self) -> CpuReading:
-        job = jit = gc = 0.0
+        # The process's own counters include its exited threads; HotSpot ends idle compiler threads, so the JIT and
+        # GC sums keep each thread's last reading once it is gone (a thread's last second may be missed).
+        job = 0.0
         for entry in _pids():
             process = _stat(entry / "stat")
             if process is None or process[1] != self.job_process_group:
                 continue
+            job += process[2]
             try:
                 threads = list((entry / "task").iterdir())
             except OSError:
                 continue
             for thread in threads:
                 stat = _stat(thread / "stat")
-                if stat is None:
-                    continue
-                name, _, seconds = stat
-                job += seconds
-                if name.startswith(JIT_THREADS):
-                    jit += seconds
-                elif name.startswith(GC_THREADS):
-                    gc += seconds
+                if stat is not None and stat[0].startswith(JIT_THREADS + GC_THREADS):
+                    self._threads[(entry.name, thread.name)] = (stat[0].startswith(JIT_THREADS), stat[2])
+        jit = sum(seconds for is_jit, seconds in self._threads.values() if is_jit)
+        gc = sum(seconds for is_jit, seconds in self._threads.values() if not is_jit)
         return CpuReading(
             time.perf_counter() - self.clock_origin,
             job,
