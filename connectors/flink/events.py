@@ -10,8 +10,9 @@ Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_t
 `kafka_offset`, `ok`, `error`, `error_code`, `payload_json` (NULL unless asked for), the decoded fields, `high_ms`
 (the newest event time of the partition so far, this event included; NULL without a late rule), `is_late` and,
 with `watermark`, `watermark_ms` (for an event late only because the watermark had passed it when it arrived, that
-watermark; NULL otherwise) and `rowtime` (the event time as a time attribute, with the late rule's watermark). A
-record that cannot be read, or cannot be a true event of its topic, has `ok` false and the reason code:
+watermark; NULL otherwise) and `rowtime` (the event time as a time attribute, with the late rule's watermark; a
+column of the row, not metadata; the Kafka timestamp for a record that cannot be read). A record that cannot be
+read, or cannot be a true event of its topic, has `ok` false and the reason code:
 `malformed_record`, `unknown_schema`, `incompatible_schema` (unreadable); `invalid_event_time` (outside
 `event_time_range_ms`); `unknown_event_type` (a type not in `event_types`, or not of this topic); `schema_mismatch`
 (written with another type's schema, or an `event_type` header naming another type); `invalid_value` (a negative

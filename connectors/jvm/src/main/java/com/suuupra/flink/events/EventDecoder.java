@@ -12,6 +12,7 @@ import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDe
 import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.flink.kafka.shaded.org.apache.kafka.common.header.Header;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.TimestampData;
 import org.apache.flink.table.data.binary.BinaryRowData;
 import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.data.writer.BinaryRowWriter;
@@ -46,6 +47,7 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
     static final String UNKNOWN_EVENT_TYPE = "unknown_event_type";
     static final String SCHEMA_MISMATCH = "schema_mismatch";
     static final String INVALID_VALUE = "invalid_value";
+    private static final int ROWTIME_PRECISION = 3;
 
     private final EventsConfig config;
 
@@ -89,6 +91,8 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
         writer.writeString(EventsConfig.TOPIC, BinaryStringData.fromString(record.topic));
         writer.writeInt(EventsConfig.PARTITION, record.partition);
         writer.writeLong(EventsConfig.OFFSET, record.offset);
+        // A record that cannot be read keeps its Kafka timestamp as its time, as the source's timestamp assigner does.
+        long rowtime = consumerRecord.timestamp();
         if (!avro.read(record.value)) {
             failed(record, avro.errorCode(), avro.error());
         } else {
@@ -108,7 +112,11 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
                 failed(record, INVALID_VALUE, avro.writer().fullName() + ": " + invalid);
             } else {
                 decoded(event, positions);
+                rowtime = eventTime;
             }
+        }
+        if (config.watermark) {
+            writer.writeTimestamp(config.rowtimePosition(), TimestampData.fromEpochMillis(rowtime), ROWTIME_PRECISION);
         }
         writer.complete();
         out.collect(row);

@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.flink.table.types.logical.BigIntType;
 import org.apache.flink.table.types.logical.BooleanType;
 import org.apache.flink.table.types.logical.IntType;
+import org.apache.flink.table.types.logical.LocalZonedTimestampType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
 import org.apache.flink.table.types.logical.RowType;
@@ -152,7 +153,7 @@ final class EventsConfig implements Serializable {
     }
 
     int arity() {
-        return FIRST_FIELD + fieldNames.size() + (watermark ? 3 : 2);
+        return FIRST_FIELD + fieldNames.size() + (watermark ? 4 : 2);
     }
 
     int eventTimeColumn() {
@@ -172,7 +173,20 @@ final class EventsConfig implements Serializable {
         return FIRST_FIELD + fieldNames.size() + 2;
     }
 
-    /** The row's type: leading columns, decoded fields (nullable), high_ms, is_late, with a watermark watermark_ms. */
+    /**
+     * With a watermark: the {@code rowtime} column, the record's timestamp as the source assigns it (the event time; the
+     * Kafka timestamp of a record that could not be read). A column of the row rather than metadata of the stream: the
+     * SQL view then reads the binary row as it is, where a metadata column would wrap every row in a joined row that
+     * each branch of a job copies field by field (most of the SQL operators' time in a profile).
+     */
+    int rowtimePosition() {
+        return FIRST_FIELD + fieldNames.size() + 3;
+    }
+
+    /**
+     * The row's type: leading columns, decoded fields (nullable), high_ms, is_late, with a watermark watermark_ms and
+     * rowtime.
+     */
     RowType rowType() {
         List<RowType.RowField> fields = new ArrayList<>();
         LogicalType[] leading = {new VarBinaryType(VarBinaryType.MAX_LENGTH), new VarBinaryType(VarBinaryType.MAX_LENGTH),
@@ -188,6 +202,7 @@ final class EventsConfig implements Serializable {
         fields.add(new RowType.RowField("is_late", new BooleanType(true)));
         if (watermark) {
             fields.add(new RowType.RowField("watermark_ms", new BigIntType(true)));
+            fields.add(new RowType.RowField(SequencedEvents.ROWTIME, new LocalZonedTimestampType(false, 3)));
         }
         return new RowType(false, fields);
     }

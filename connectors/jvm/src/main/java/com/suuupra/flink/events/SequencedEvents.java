@@ -67,8 +67,8 @@ public final class SequencedEvents {
                     .startNewChain();
         }
         if (config.watermark) {
+            // rowtime is a column of the row (EventsConfig.rowtimePosition), equal to the record's timestamp.
             tableEnv.createTemporaryView(config.name, tableEnv.fromDataStream(rows, Schema.newBuilder()
-                    .columnByMetadata(ROWTIME, "TIMESTAMP_LTZ(3)")
                     .watermark(ROWTIME, "SOURCE_WATERMARK()")
                     .build()));
         } else {
