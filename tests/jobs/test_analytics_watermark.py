@@ -6,7 +6,6 @@ nothing."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
     job_settings: Settings, tmp_path: Path
 ) -> None:
     settings = job_settings.model_copy(update={"flink": job_settings.flink.model_copy(update=dict(
-        partition_idle_after_records=IDLE_AFTER_RECORDS,
+        partition_idle_after_records=IDLE_AFTER_RECORDS, source_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
     ))})  # fmt: skip
     publisher = EventPublisher(settings)
     # The user topic carries only the probe user's registrations: its partition is read to its end at once, then
@@ -63,12 +62,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
     bound_ms = settings.flink.max_out_of_orderness_s * 1000
     archived = len(expected_tables(kafka_events(settings), bound_ms)["raw_events"])
 
-    environment = {
-        **_environment(settings),
-        "SUUUPRA_KAFKA__CLIENT_OVERRIDES": json.dumps(
-            {**settings.kafka.client_overrides, "max.partition.fetch.bytes": str(FETCH_BYTES_PER_PARTITION)}
-        ),
-    }
+    environment = _environment(settings)
     with job_running("analytics", environment, tmp_path / "job.out"):
         assert wait_until(lambda: raw_rows(settings) == archived, 240, interval=0.5), raw_rows(settings)
         # Windows of the first hours are closed: their final rows are in, and the watermark is far past the probe's
