@@ -161,7 +161,7 @@ def source_topics(settings: Settings) -> list[str]:
 
 
 def _declare_sources(
-    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings, bounded: bool
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings, bounded: bool, sessions: bool
 ) -> None:
     flink = settings.flink
     register_events_view(env, t_env, EventsView(
@@ -188,6 +188,8 @@ def _declare_sources(
     }
     for name, query in views.items():
         t_env.execute_sql(f"CREATE TEMPORARY VIEW {name} AS {query}")
+    if not sessions:
+        return  # the sessions operator joins the job when it is declared, whether or not anything reads it
     register_user_sessions(t_env, UserSessionsView(
         name="sessions", input_view="clicks", gap_ms=SESSION_GAP_MS, bound_ms=flink.max_out_of_orderness_s * 1000,
         flush_ms=flink.mini_batch_latency_ms, bundle_rows=flink.mini_batch_rows,
@@ -227,7 +229,7 @@ def build(
     # Unset, a window's allowed lateness is the state TTL: its state would stay a week after the watermark closed it.
     emit.set("table.exec.emit.allow-lateness", "0 ms")
     register_jvm_functions(t_env)
-    _declare_sources(env, t_env, settings, bounded)
+    _declare_sources(env, t_env, settings, bounded, sessions="user_sessions" in tables)
     declare_dead_letter_sink(t_env, settings.kafka.client_config(), settings.topics.dead_letter)
     _declare_sinks(t_env, settings)
 

@@ -202,7 +202,9 @@ final class EventsConfig implements Serializable {
         fields.add(new RowType.RowField("is_late", new BooleanType(true)));
         if (watermark) {
             fields.add(new RowType.RowField("watermark_ms", new BigIntType(true)));
-            fields.add(new RowType.RowField(SequencedEvents.ROWTIME, new LocalZonedTimestampType(false, 3)));
+            // Nullable, as the metadata column it replaces was: operator state holding it restores from older
+            // checkpoints (a row serializer's types must match, nullability included). Never NULL in fact.
+            fields.add(new RowType.RowField(SequencedEvents.ROWTIME, new LocalZonedTimestampType(true, 3)));
         }
         return new RowType(false, fields);
     }
