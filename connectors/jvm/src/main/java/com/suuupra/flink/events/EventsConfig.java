@@ -176,8 +176,8 @@ final class EventsConfig implements Serializable {
     /**
      * With a watermark: the {@code rowtime} column, the record's timestamp as the source assigns it (the event time; the
      * Kafka timestamp of a record that could not be read). A column of the row rather than metadata of the stream: the
-     * SQL view then reads the binary row as it is, where a metadata column would wrap every row in a joined row that
-     * each branch of a job copies field by field (most of the SQL operators' time in a profile).
+     * SQL view then reads the binary row as it is, where a metadata column wrapped every row in a joined row (reading
+     * fields through it took 11 % of the task that feeds every query, in a profile).
      */
     int rowtimePosition() {
         return FIRST_FIELD + fieldNames.size() + 3;
