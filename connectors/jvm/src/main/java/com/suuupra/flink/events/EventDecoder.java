@@ -1,7 +1,9 @@
 package com.suuupra.flink.events;
 
 import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import org.apache.avro.generic.GenericEnumSymbol;
 import org.apache.avro.generic.GenericRecord;
@@ -47,7 +49,6 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
     static final String UNKNOWN_EVENT_TYPE = "unknown_event_type";
     static final String SCHEMA_MISMATCH = "schema_mismatch";
     static final String INVALID_VALUE = "invalid_value";
-    private static final int ROWTIME_PRECISION = 3;
 
     private final EventsConfig config;
 
@@ -57,6 +58,8 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
     private transient BinaryRowData row;
     private transient BinaryRowWriter writer;
     private transient RawRecord current;
+    /** Each topic's name as the row's string: made once, not once per record. */
+    private transient Map<String, BinaryStringData> topicNames;
 
     EventDecoder(EventsConfig config) {
         this.config = config;
@@ -70,6 +73,7 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
         row = new BinaryRowData(config.arity());
         writer = new BinaryRowWriter(row, 1024);
         current = new RawRecord();
+        topicNames = new HashMap<>();
     }
 
     @Override
@@ -88,7 +92,7 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
         record.value = consumerRecord.value();
         record.eventTypeHeader = eventType == null ? null : eventType.value();
         writer.reset();
-        writer.writeString(EventsConfig.TOPIC, BinaryStringData.fromString(record.topic));
+        writer.writeString(EventsConfig.TOPIC, topicNames.computeIfAbsent(record.topic, BinaryStringData::fromString));
         writer.writeInt(EventsConfig.PARTITION, record.partition);
         writer.writeLong(EventsConfig.OFFSET, record.offset);
         // A record that cannot be read keeps its Kafka timestamp as its time, as the source's timestamp assigner does.
@@ -116,7 +120,8 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
             }
         }
         if (config.watermark) {
-            writer.writeTimestamp(config.rowtimePosition(), TimestampData.fromEpochMillis(rowtime), ROWTIME_PRECISION);
+            writer.writeTimestamp(config.rowtimePosition(), TimestampData.fromEpochMillis(rowtime),
+                    EventsConfig.ROWTIME_PRECISION);
         }
         writer.complete();
         out.collect(row);

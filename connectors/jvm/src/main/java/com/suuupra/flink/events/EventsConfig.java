@@ -41,6 +41,8 @@ final class EventsConfig implements Serializable {
     static final int ERROR_CODE = 7;
     static final int PAYLOAD_JSON = 8;
     static final int FIRST_FIELD = 9;
+    /** rowtime's precision: milliseconds, as the event times are. */
+    static final int ROWTIME_PRECISION = 3;
 
     final String name;
     final String bootstrapServers;
@@ -204,7 +206,8 @@ final class EventsConfig implements Serializable {
             fields.add(new RowType.RowField("watermark_ms", new BigIntType(true)));
             // Nullable, as the metadata column it replaces was: operator state holding it restores from older
             // checkpoints (a row serializer's types must match, nullability included). Never NULL in fact.
-            fields.add(new RowType.RowField(SequencedEvents.ROWTIME, new LocalZonedTimestampType(true, 3)));
+            fields.add(new RowType.RowField(
+                    SequencedEvents.ROWTIME, new LocalZonedTimestampType(true, ROWTIME_PRECISION)));
         }
         return new RowType(false, fields);
     }
