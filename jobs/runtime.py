@@ -32,6 +32,9 @@ def connector_jars(settings: Settings) -> list[Path]:
 
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:
     flink = settings.flink
+    if flink.java_home is not None and runs_locally():
+        # Read when this process starts its JVM: with the first PyFlink object it makes, the Configuration below.
+        os.environ["JAVA_HOME"] = str(flink.java_home)
     checkpoints = settings.checkpoint_dir.resolve()
     values = {
         "pipeline.name": job_name,

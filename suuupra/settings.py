@@ -230,6 +230,9 @@ class FlinkSettings(BaseModel):
     # back-pressured job still checkpoints within seconds; 0: always so.
     aligned_checkpoint_timeout_s: float | None = Field(default=None, ge=0)
     restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
+    # The JDK the jobs' JVMs run on: the local mini-cluster a job's process starts, and the session cluster's
+    # JobManager and TaskManagers. None: JAVA_HOME, else the `java` on PATH.
+    java_home: Path | None = None
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"
@@ -287,6 +290,12 @@ class FlinkSettings(BaseModel):
     restart_backoff_multiplier: float = Field(default=2.0, ge=1)
     restart_reset_after_s: float = Field(default=600.0, gt=0)
     restart_jitter: float = Field(default=0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _java_home_has_java(self) -> FlinkSettings:
+        if self.java_home is not None and not (self.java_home / "bin" / "java").is_file():
+            raise ValueError(f"flink.java_home {self.java_home} has no bin/java: point it at a JDK's home folder")
+        return self
 
     @property
     def event_time_range_ms(self) -> tuple[int, int]:

@@ -81,3 +81,9 @@ def test_a_cluster_of_three_takes_the_production_replication_and_a_single_node_k
     assert kafka_shape(3) == {"brokers": 3, "replication_factor": 3, "min_insync_replicas": 2}
     assert kafka_shape(1) == {"brokers": 1, "replication_factor": 1, "min_insync_replicas": 1}
     assert kafka_shape(5) == {"brokers": 5, "replication_factor": 3, "min_insync_replicas": 2}
+
+
+def test_a_java_home_without_a_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", str(tmp_path))
+    with pytest.raises(SettingsError, match=f"flink.java_home {tmp_path} has no bin/java: point it at a JDK's home"):
+        load_settings()
