@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from suuupra.platform.base import Component, Health, PlatformError, PortSpec
+from suuupra.settings import JVM_DIR
 
 REGISTRY_MIN_JAVA = 21
-JVM_DIR = Path("/usr/lib/jvm")
 
 
 def java_major(java: str) -> int:

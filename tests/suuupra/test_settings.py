@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from suuupra import settings as settings_module
 from suuupra.cli.platform_cmd import kafka_shape
-from suuupra.settings import SettingsError, load_settings, record_platform_state
+from suuupra.settings import SettingsError, load_settings, newest_job_jdk, record_platform_state
 
 
 def test_local_profile_points_at_loopback_with_replication_one() -> None:
@@ -87,3 +88,28 @@ def test_a_java_home_without_a_java_is_refused(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", str(tmp_path))
     with pytest.raises(SettingsError, match=f"flink.java_home {tmp_path} has no bin/java: point it at a JDK's home"):
         load_settings()
+
+
+def test_jobs_run_on_the_newest_jdk_of_the_versions_they_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def install(folder: str, version: str, java: bool = True) -> Path:
+        home = tmp_path / folder
+        (home / "bin").mkdir(parents=True)
+        (home / "release").write_text(f'IMPLEMENTOR="x"\nJAVA_VERSION="{version}"\n')
+        if java:
+            (home / "bin" / "java").write_text("")
+        return home
+
+    monkeypatch.setattr(settings_module, "JVM_DIR", tmp_path)
+    assert newest_job_jdk() is None
+    install("java-17-openjdk-amd64", "17.0.15")
+    install("jdk-26", "26")  # newer than any version the jobs take
+    assert newest_job_jdk() is None
+    jdk21 = install("temurin-21-jdk-amd64", "21.0.8")
+    assert newest_job_jdk() == jdk21
+    install("broken-25", "25.0.1", java=False)
+    assert newest_job_jdk() == jdk21
+    jdk25 = install("temurin-25-jdk-amd64", "25.0.3")
+    assert newest_job_jdk() == jdk25
+    assert load_settings().flink.java_home == jdk25
+    monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", str(jdk21))
+    assert load_settings().flink.java_home == jdk21
