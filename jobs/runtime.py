@@ -30,11 +30,27 @@ def connector_jars(settings: Settings) -> list[Path]:
     return flink_jars(settings)
 
 
+def start_jvm_on(java_home: Path) -> None:
+    """Starts this process's JVM (PyFlink's gateway, the local mini-cluster) on `java_home`'s java, unless it runs
+    already. JAVA_HOME is set for the launch only: the processes this one starts later (a session cluster's scripts,
+    `flink run`) keep their own."""
+    from pyflink.java_gateway import get_gateway
+
+    before = os.environ.get("JAVA_HOME")
+    os.environ["JAVA_HOME"] = str(java_home)
+    try:
+        get_gateway()
+    finally:
+        if before is None:
+            del os.environ["JAVA_HOME"]
+        else:
+            os.environ["JAVA_HOME"] = before
+
+
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:
     flink = settings.flink
     if flink.java_home is not None and runs_locally():
-        # Read when this process starts its JVM: with the first PyFlink object it makes, the Configuration below.
-        os.environ["JAVA_HOME"] = str(flink.java_home)
+        start_jvm_on(flink.java_home)
     checkpoints = settings.checkpoint_dir.resolve()
     values = {
         "pipeline.name": job_name,

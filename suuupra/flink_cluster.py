@@ -82,8 +82,6 @@ class FlinkCluster:
             "heartbeat.interval": str(HEARTBEAT_INTERVAL_MS),
             "heartbeat.timeout": str(HEARTBEAT_INTERVAL_MS * 5),
         }
-        if self.settings.flink.java_home is not None:
-            overrides["env.java.home"] = str(self.settings.flink.java_home)
         kept = [line for line in shipped.splitlines() if line.split(":", 1)[0].strip() not in overrides]
         extra = [f"{key}: {value}" for key, value in overrides.items()]
         (self.conf_dir / "config.yaml").write_text("\n".join([*kept, *extra]) + "\n")

@@ -219,8 +219,9 @@ class TopicNames(BaseModel):
 
 
 JVM_DIR = Path("/usr/lib/jvm")
-# The Java versions a job's JVM runs on by default, the newest installed first. Java 25 ran the analytics job 28 %
-# faster than Java 17 here (docs/benchmarks.md); Flink 2.2 names 11, 17 and 21 as supported.
+# The Java versions a job's JVM runs on by default, the newest installed first: Java 25 runs the analytics job faster
+# than Java 17 here (docs/benchmarks.md, "Java 25"). Flink 2.2 names 11, 17 and 21 as supported; the whole test suite
+# runs on 25.
 JOB_JAVA_VERSIONS = range(21, 26)
 
 
@@ -246,9 +247,9 @@ class FlinkSettings(BaseModel):
     # back-pressured job still checkpoints within seconds; 0: always so.
     aligned_checkpoint_timeout_s: float | None = Field(default=None, ge=0)
     restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
-    # The JDK the jobs' JVMs run on: the local mini-cluster a job's process starts, and the session cluster's
-    # JobManager and TaskManagers. By default the newest JDK of JOB_JAVA_VERSIONS installed; None (none installed):
-    # JAVA_HOME, else the `java` on PATH.
+    # The JDK of the local mini-cluster a job's process starts (`suuupra jobs run`, the tests, the benchmarks): the
+    # newest of JOB_JAVA_VERSIONS installed by default; None (none installed): JAVA_HOME, else the `java` on PATH. A
+    # session cluster keeps JAVA_HOME's: Flink 2.2's scripts and its CLI do not start on Java 24 and later.
     java_home: Path | None = Field(default_factory=newest_job_jdk)
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
