@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.kafka.config import ConfigValue
@@ -229,7 +229,10 @@ def newest_job_jdk() -> Path | None:
     """The home of the newest JDK of JOB_JAVA_VERSIONS under /usr/lib/jvm (its `release` file says which), if any."""
     homes: dict[int, Path] = {}
     for release in sorted(JVM_DIR.glob("*/release")):
-        version = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.MULTILINE)
+        try:
+            version = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.MULTILINE)
+        except OSError:
+            continue  # not readable here: not a JDK this process can use
         if version and int(version[1]) in JOB_JAVA_VERSIONS and (release.parent / "bin" / "java").is_file():
             homes.setdefault(int(version[1]), release.parent)
     return homes[max(homes)] if homes else None
@@ -248,8 +251,8 @@ class FlinkSettings(BaseModel):
     aligned_checkpoint_timeout_s: float | None = Field(default=None, ge=0)
     restore_from: Path | None = Field(default=None, description="A checkpoint or savepoint to start from.")
     # The JDK of the local mini-cluster a job's process starts (`suuupra jobs run`, the tests, the benchmarks): the
-    # newest of JOB_JAVA_VERSIONS installed by default; None (none installed): JAVA_HOME, else the `java` on PATH. A
-    # session cluster keeps JAVA_HOME's: Flink 2.2's scripts and its CLI do not start on Java 24 and later.
+    # newest of JOB_JAVA_VERSIONS installed by default; None (none installed, or set empty): JAVA_HOME, else the
+    # `java` on PATH. A session cluster keeps JAVA_HOME's: Flink 2.2's scripts and its CLI do not start on Java 24+.
     java_home: Path | None = Field(default_factory=newest_job_jdk)
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
@@ -308,6 +311,12 @@ class FlinkSettings(BaseModel):
     restart_backoff_multiplier: float = Field(default=2.0, ge=1)
     restart_reset_after_s: float = Field(default=600.0, gt=0)
     restart_jitter: float = Field(default=0.1, ge=0, le=1)
+
+    @field_validator("java_home", mode="before")
+    @classmethod
+    def _empty_java_home_is_unset(cls, value: object) -> object:
+        # SUUUPRA_FLINK__JAVA_HOME= (empty) opts out of the default: JAVA_HOME's Java, else the `java` on PATH.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _java_home_has_java(self) -> FlinkSettings:

@@ -4,12 +4,13 @@ processes it starts later (a session cluster's scripts, `flink run`) still see i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from suuupra.platform.registry import REGISTRY_MIN_JAVA, find_java
-from suuupra.settings import PROJECT_ROOT
+from suuupra.settings import PROJECT_ROOT, load_settings
 
 # What a job's process reports of the JVM it started (jobs/runtime.py's environment, as `suuupra jobs run` makes it).
 REPORT_JVM = """
@@ -23,8 +24,10 @@ print(get_gateway().jvm.java.lang.System.getProperty("java.home"), os.environ.ge
 
 
 def _jdk_home() -> Path:
-    # The registry's JDK (21+): every installation has one, and it is not the default `java` here.
-    return Path(find_java(REGISTRY_MIN_JAVA, None)).resolve().parent.parent
+    # The registry's JDK (21+): every installation has one (`platform.registry_java`, else found on PATH or under
+    # /usr/lib/jvm).
+    java = find_java(REGISTRY_MIN_JAVA, load_settings().platform.registry_java)
+    return Path(shutil.which(java) or java).resolve().parent.parent
 
 
 def test_a_jobs_local_mini_cluster_runs_on_the_configured_jdk_whatever_java_home_says() -> None:

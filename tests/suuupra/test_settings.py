@@ -99,6 +99,8 @@ def test_jobs_run_on_the_newest_jdk_of_the_versions_they_take(tmp_path: Path, mo
             (home / "bin" / "java").write_text("")
         return home
 
+    for variable in ("SUUUPRA_FLINK__JAVA_HOME", "SUUUPRA_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(settings_module, "JVM_DIR", tmp_path)
     assert newest_job_jdk() is None
     install("java-17-openjdk-amd64", "17.0.15")
@@ -113,3 +115,5 @@ def test_jobs_run_on_the_newest_jdk_of_the_versions_they_take(tmp_path: Path, mo
     assert load_settings().flink.java_home == jdk25
     monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", str(jdk21))
     assert load_settings().flink.java_home == jdk21
+    monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", "")  # opted out: JAVA_HOME's Java
+    assert load_settings().flink.java_home is None
