@@ -14,7 +14,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.job_metrics import serve_job_metrics
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
-from suuupra.settings import Settings, load_settings
+from suuupra.settings import Settings, jdk_version, load_settings
 
 
 class JobSetupError(RuntimeError):
@@ -30,21 +30,33 @@ def connector_jars(settings: Settings) -> list[Path]:
     return flink_jars(settings)
 
 
+# Flink reads and writes its memory segments through sun.misc.Unsafe. From Java 24 on, every such access first checks
+# whether the JVM has warned about it yet (JEP 498), a volatile read that took 3 % of the analytics job's CPU;
+# allowing the access outright removes the check (and the warning). Older JVMs refuse the option.
+UNSAFE_MEMORY_ACCESS_OPTION = "--sun-misc-unsafe-memory-access=allow"
+UNSAFE_MEMORY_ACCESS_CHECKED_SINCE = 24
+
+
 def start_jvm_on(java_home: Path) -> None:
     """Starts this process's JVM (PyFlink's gateway, the local mini-cluster) on `java_home`'s java, unless it runs
-    already. JAVA_HOME is set for the launch only: the processes this one starts later (a session cluster's scripts,
-    `flink run`) keep their own."""
+    already. JAVA_HOME (and JVM_ARGS, on Java 24+) are set for the launch only: the processes this one starts later (a
+    session cluster's scripts, `flink run`) keep their own."""
     from pyflink.java_gateway import get_gateway
 
-    before = os.environ.get("JAVA_HOME")
-    os.environ["JAVA_HOME"] = str(java_home)
+    launch_environment = {"JAVA_HOME": str(java_home)}
+    version = jdk_version(java_home)
+    if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:
+        launch_environment["JVM_ARGS"] = f"{UNSAFE_MEMORY_ACCESS_OPTION} {os.environ.get('JVM_ARGS', '')}".strip()
+    before = {name: os.environ.get(name) for name in launch_environment}
+    os.environ.update(launch_environment)
     try:
         get_gateway()
     finally:
-        if before is None:
-            del os.environ["JAVA_HOME"]
-        else:
-            os.environ["JAVA_HOME"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:

@@ -225,16 +225,22 @@ JVM_DIR = Path("/usr/lib/jvm")
 JOB_JAVA_VERSIONS = range(21, 26)
 
 
+def jdk_version(home: Path) -> int | None:
+    """The feature version (17, 25 ...) of the JDK at `home`, from its `release` file; None if it cannot be read."""
+    try:
+        version = re.search(r'^JAVA_VERSION="(\d+)', (home / "release").read_text(errors="replace"), re.MULTILINE)
+    except OSError:
+        return None  # no release file, or not readable here: not a JDK this process can use
+    return int(version[1]) if version else None
+
+
 def newest_job_jdk() -> Path | None:
     """The home of the newest JDK of JOB_JAVA_VERSIONS under /usr/lib/jvm (its `release` file says which), if any."""
     homes: dict[int, Path] = {}
     for release in sorted(JVM_DIR.glob("*/release")):
-        try:
-            version = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.MULTILINE)
-        except OSError:
-            continue  # not readable here: not a JDK this process can use
-        if version and int(version[1]) in JOB_JAVA_VERSIONS and (release.parent / "bin" / "java").is_file():
-            homes.setdefault(int(version[1]), release.parent)
+        version = jdk_version(release.parent)
+        if version is not None and version in JOB_JAVA_VERSIONS and (release.parent / "bin" / "java").is_file():
+            homes.setdefault(version, release.parent)
     return homes[max(homes)] if homes else None
 
 
