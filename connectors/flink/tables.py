@@ -135,7 +135,9 @@ class ClickHouseSinkOptions:
     # the operators before it (the fraud job's decisions).
     own_task: bool = False
 
-    def options(self, table: str) -> dict[str, str]:
+    def options(self, table: str, columns: str | None = None) -> dict[str, str]:
+        """`columns`: the ClickHouse columns written, each `name` or `name=table_column`, comma-separated; by default
+        every column of the Flink table, into the ClickHouse column of its name."""
         options = {
             "connector": "clickhouse",
             "url": f"http://{self.host}:{self.http_port}",
@@ -153,6 +155,8 @@ class ClickHouseSinkOptions:
             options["sink.parallelism"] = str(self.parallelism)
         if self.own_task:
             options["sink.own-task"] = "true"
+        if columns is not None:
+            options["columns"] = columns
         return options
 
 

@@ -44,14 +44,21 @@ def database(settings: Settings, platform: Platform) -> Iterator[tuple[str, Clic
 
 
 def _sink(
-    t_env: StreamTableEnvironment, settings: Settings, database: str, table: str, columns: str, own_task: bool = False
+    t_env: StreamTableEnvironment,
+    settings: Settings,
+    database: str,
+    table: str,
+    columns: str,
+    own_task: bool = False,
+    written: str | None = None,
 ) -> str:
     clickhouse = settings.clickhouse
     options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, database, clickhouse.user,
                                     clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
                                     max_retries=1, own_task=own_task)  # fmt: skip
     name = f"sink_{uuid.uuid4().hex[:8]}"
-    t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) WITH ({with_clause(options.options(table))})")
+    with_options = with_clause(options.options(table, written))
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) WITH ({with_options})")
     return name
 
 
@@ -114,6 +121,48 @@ def test_an_upsert_table_ends_with_the_newest_row_of_every_key(
         expected[key] = (count + 1, total + value)
     got = {k: (n, total) for k, n, total in backend.query(f"SELECT k, n, total FROM {db}.counts FINAL").rows}
     assert got == expected
+
+
+def test_columns_writes_only_the_listed_columns_each_from_the_table_column_it_names(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.picked (id String, n Int64, label String) ENGINE = MergeTree ORDER BY id")
+    # The table has columns ClickHouse does not (bytes_in, extra) and none named `n`; `label` is listed first.
+    columns = "bytes_in BYTES, id STRING, count_of BIGINT, extra STRING, label STRING"
+    sink = _sink(t_env, settings, db, "picked", columns, written="label, id, n=count_of")
+    rows = [(f"id-{i}", i * 3, f"label-{i}") for i in range(10)]
+    values = ", ".join(f"(X'00ff', '{id_}', CAST({n} AS BIGINT), 'unused', '{label}')" for id_, n, label in rows)
+    t_env.execute_sql(f"INSERT INTO {sink} VALUES {values}").wait()
+    assert sorted(backend.query(f"SELECT id, n, label FROM {db}.picked").rows) == sorted(rows)
+
+
+@pytest.mark.parametrize(("written", "problem"), [
+    ("id, n=missing", "no table column 'missing'"),
+    ("id, id", "column 'id' is listed twice"),
+    ("=n", "no ClickHouse column named"),
+])  # fmt: skip
+def test_columns_naming_what_the_table_does_not_have_is_refused_with_the_entry(
+    t_env: StreamTableEnvironment,
+    settings: Settings,
+    database: tuple[str, ClickHouseBackend],
+    written: str,
+    problem: str,
+) -> None:
+    db, _ = database
+    sink = _sink(t_env, settings, db, "anything", "id STRING, n BIGINT", written=written)
+    with pytest.raises(Exception, match="'columns' entry") as refused:
+        t_env.execute_sql(f"INSERT INTO {sink} VALUES ('a', CAST(1 AS BIGINT))").wait()
+    assert problem in str(refused.value)
+
+
+def test_an_upsert_sink_whose_columns_leave_out_its_key_is_refused(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, _ = database
+    sink = _sink(t_env, settings, db, "anything", "k STRING, n BIGINT, PRIMARY KEY (k) NOT ENFORCED", written="n")
+    with pytest.raises(Exception, match="primary key column 'k' is not among 'columns'"):
+        t_env.execute_sql(f"INSERT INTO {sink} VALUES ('a', CAST(1 AS BIGINT))").wait()
 
 
 def test_a_table_that_does_not_fit_is_refused_naming_each_column(

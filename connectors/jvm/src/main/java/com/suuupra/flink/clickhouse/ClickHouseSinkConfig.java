@@ -14,9 +14,12 @@ final class ClickHouseSinkConfig implements Serializable {
     final String table;
     final String username;
     final String password;
+    /** The ClickHouse columns written, in order. */
     final List<String> fieldNames;
+    /** Where in a row each one's value is. */
+    final int[] fieldPositions;
     final List<LogicalType> fieldTypes;
-    /** Positions of the primary key's fields; empty for an append-only table. */
+    /** Indexes into fieldNames of the primary key's fields; empty for an append-only table. */
     final int[] keyFields;
     final int batchRows;
     final long batchIntervalMs;
@@ -27,7 +30,7 @@ final class ClickHouseSinkConfig implements Serializable {
 
     ClickHouseSinkConfig(
             String url, String database, String table, String username, String password, List<String> fieldNames,
-            List<LogicalType> fieldTypes, int[] keyFields, int batchRows, long batchIntervalMs, int maxInFlight,
+            int[] fieldPositions, List<LogicalType> fieldTypes, int[] keyFields, int batchRows, long batchIntervalMs, int maxInFlight,
             int maxRetries, long retryBackoffMs, long requestTimeoutMs) {
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.database = database;
@@ -35,6 +38,7 @@ final class ClickHouseSinkConfig implements Serializable {
         this.username = username;
         this.password = password;
         this.fieldNames = List.copyOf(fieldNames);
+        this.fieldPositions = fieldPositions.clone();
         this.fieldTypes = List.copyOf(fieldTypes);
         this.keyFields = keyFields.clone();
         this.batchRows = batchRows;

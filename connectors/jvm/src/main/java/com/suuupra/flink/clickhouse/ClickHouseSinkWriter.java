@@ -51,7 +51,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         this.http = new ClickHouseHttp(config);
         try {
             this.encoder = RowBinaryEncoder.forColumns(
-                    config.qualifiedTable(), config.fieldNames, config.fieldTypes, http.columns());
+                    config.qualifiedTable(), config.fieldNames, config.fieldPositions, config.fieldTypes, http.columns());
         } catch (InterruptedException interrupted) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while reading the columns of " + config.qualifiedTable(), interrupted);

@@ -1,7 +1,9 @@
 package com.suuupra.flink.clickhouse;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
 import org.apache.flink.configuration.ConfigOption;
@@ -24,7 +26,9 @@ import org.apache.flink.table.types.logical.LogicalType;
  * </pre>
  *
  * Columns are matched by name and written as the types ClickHouse reports for them; with a primary key the sink is
- * an upsert sink (the table should be a ReplacingMergeTree ordered by that key).
+ * an upsert sink (the table should be a ReplacingMergeTree ordered by that key). {@code 'columns'} writes only the
+ * listed columns, each from the table column it names: a query can then hand its input rows on as they are, which
+ * the planner does only for a query that filters and does not project (a projection copies every string it keeps).
  */
 public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     public static final ConfigOption<String> URL = ConfigOptions.key("url").stringType().noDefaultValue()
@@ -48,6 +52,10 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
             .withDescription("First pause before a retry; doubled each time, with jitter, at most 30 s.");
     public static final ConfigOption<Duration> REQUEST_TIMEOUT = ConfigOptions.key("sink.request.timeout")
             .durationType().defaultValue(Duration.ofSeconds(60));
+    public static final ConfigOption<String> COLUMNS = ConfigOptions.key("columns").stringType().noDefaultValue()
+            .withDescription("The ClickHouse columns written, comma-separated, each 'name' (the table column of that"
+                    + " name) or 'name=table_column'; the table's other columns are not written. Default: every"
+                    + " table column, into the ClickHouse column of its name.");
     public static final ConfigOption<Integer> PARALLELISM = FactoryUtil.SINK_PARALLELISM;
     public static final ConfigOption<Boolean> OWN_TASK = ConfigOptions.key("sink.own-task").booleanType()
             .defaultValue(false)
@@ -67,7 +75,7 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
         return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
-                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK);
+                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK, COLUMNS);
     }
 
     @Override
@@ -76,10 +84,42 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         helper.validate();
         ReadableConfig options = helper.getOptions();
         ResolvedSchema schema = context.getCatalogTable().getResolvedSchema();
-        List<String> names = schema.getColumnNames();
-        List<LogicalType> types = schema.getColumnDataTypes().stream().map(type -> type.getLogicalType()).toList();
-        int[] key = schema.getPrimaryKey().map(UniqueConstraint::getColumns).orElse(List.of()).stream()
-                .mapToInt(names::indexOf).toArray();
+        List<String> tableColumns = schema.getColumnNames();
+        List<LogicalType> tableTypes =
+                schema.getColumnDataTypes().stream().map(type -> type.getLogicalType()).toList();
+        List<String> names = new ArrayList<>();
+        List<Integer> positions = new ArrayList<>();
+        Optional<String> listed = options.getOptional(COLUMNS);
+        if (listed.isEmpty()) {
+            names.addAll(tableColumns);
+            tableColumns.forEach(name -> positions.add(positions.size()));
+        } else {
+            for (String entry : listed.get().split(",")) {
+                String[] parts = entry.split("=", 2);
+                String name = parts[0].trim();
+                String from = parts.length == 2 ? parts[1].trim() : name;
+                int position = tableColumns.indexOf(from);
+                if (name.isEmpty() || position < 0 || names.contains(name)) {
+                    throw new IllegalArgumentException("'" + COLUMNS.key() + "' entry '" + entry.trim() + "': "
+                            + (name.isEmpty() ? "no ClickHouse column named"
+                                    : position < 0 ? "no table column '" + from + "' (the table has " + tableColumns
+                                            + ")" : "column '" + name + "' is listed twice")
+                            + "; write 'name' or 'name=table_column', comma-separated");
+                }
+                names.add(name);
+                positions.add(position);
+            }
+        }
+        List<LogicalType> types = positions.stream().map(tableTypes::get).toList();
+        List<String> keyColumns = schema.getPrimaryKey().map(UniqueConstraint::getColumns).orElse(List.of());
+        int[] key = new int[keyColumns.size()];
+        for (int i = 0; i < key.length; i++) {
+            key[i] = positions.indexOf(tableColumns.indexOf(keyColumns.get(i)));
+            if (key[i] < 0) {
+                throw new IllegalArgumentException("primary key column '" + keyColumns.get(i) + "' is not among '"
+                        + COLUMNS.key() + "': an upsert sink writes its key");
+            }
+        }
         positive(options, BATCH_ROWS);
         positive(options, MAX_IN_FLIGHT);
         if (options.get(MAX_RETRIES) < 0) {
@@ -87,7 +127,8 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         }
         ClickHouseSinkConfig config = new ClickHouseSinkConfig(
                 options.get(URL), options.get(DATABASE), options.get(TABLE), options.getOptional(USERNAME).orElse(null),
-                options.getOptional(PASSWORD).orElse(null), names, types, key, options.get(BATCH_ROWS),
+                options.getOptional(PASSWORD).orElse(null), names, positions.stream().mapToInt(Integer::intValue).toArray(),
+                types, key, options.get(BATCH_ROWS),
                 options.get(BATCH_INTERVAL).toMillis(), options.get(MAX_IN_FLIGHT), options.get(MAX_RETRIES),
                 options.get(RETRY_BACKOFF).toMillis(), options.get(REQUEST_TIMEOUT).toMillis());
         return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null), options.get(OWN_TASK));

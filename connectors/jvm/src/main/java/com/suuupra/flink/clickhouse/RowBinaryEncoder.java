@@ -39,12 +39,13 @@ final class RowBinaryEncoder {
     }
 
     /**
-     * An encoder for the sink's fields (names and Flink types) into the columns of the same names.
+     * An encoder for the sink's fields into the ClickHouse columns {@code names}: each from its position in a row,
+     * of its Flink type.
      *
      * @param clickHouseTypes column name to ClickHouse type, as {@code system.columns} lists them
      */
-    static RowBinaryEncoder forColumns(
-            String table, List<String> names, List<LogicalType> types, Map<String, String> clickHouseTypes) {
+    static RowBinaryEncoder forColumns(String table, List<String> names, int[] positions, List<LogicalType> types,
+            Map<String, String> clickHouseTypes) {
         List<String> problems = new ArrayList<>();
         Column[] columns = new Column[names.size()];
         for (int i = 0; i < names.size(); i++) {
@@ -55,7 +56,7 @@ final class RowBinaryEncoder {
                 continue;
             }
             try {
-                columns[i] = Column.of(i, name, types.get(i), clickHouseType);
+                columns[i] = Column.of(positions[i], name, types.get(i), clickHouseType);
             } catch (IllegalArgumentException error) {
                 problems.add(error.getMessage());
             }
