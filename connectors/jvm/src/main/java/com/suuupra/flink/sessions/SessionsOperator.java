@@ -1,8 +1,6 @@
 package com.suuupra.flink.sessions;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 import org.apache.flink.api.common.state.ValueState;
@@ -60,8 +58,8 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
 
     private transient ValueState<OpenSessions> sessions;
     private transient InternalTimerService<VoidNamespace> expiry;
-    /** The newest row of each (user, session start) changed since the last flush. */
-    private transient Map<Pending, GenericRowData> pending;
+    /** The newest change of each (user, session start) since the last flush; made a row only when flushed. */
+    private transient Map<Pending, Change> pending;
     private transient boolean timerSet;
 
     SessionsOperator(long gapMs, long boundMs, long flushMs, int bundleRows, long stateTtlMs) {
@@ -87,6 +85,8 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
 
     private record Pending(String user, long start) {}
 
+    private record Change(long end, int events, int watched, long version, int deleted) {}
+
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
@@ -107,7 +107,8 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
     @Override
     public void processElement(StreamRecord<RowData> element) throws Exception {
         RowData input = element.getValue();
-        String user = input.getString(0).toString();
+        // The key selector made the user id a String already (UserSessions): not decoded twice.
+        String user = (String) getCurrentKey();
         long time = input.getLong(1);
         long high = input.isNullAt(2) ? time : input.getLong(2);
         long[] content = input.isNullAt(3) ? null : ContentIds.of((BinaryStringData) input.getString(3));
@@ -121,27 +122,32 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         }
         state.changedAt = now;
 
-        List<Integer> touched = new ArrayList<>(2);
-        List<Integer> kept = new ArrayList<>(state.starts.length);
+        int open = state.starts.length;
+        // Sessions are sorted and more than a gap apart, so the ones the event touches are next to each other.
+        int firstTouched = -1;
+        int touched = 0;
+        int settledCount = 0;
         long settled = high - boundMs;
-        for (int i = 0; i < state.starts.length; i++) {
+        for (int i = 0; i < open; i++) {
             if (time - state.ends[i] < gapMs && state.starts[i] - time < gapMs) {
-                touched.add(i);
-            } else if (state.ends[i] + gapMs > settled) {
-                kept.add(i);
+                if (touched++ == 0) {
+                    firstTouched = i;
+                }
+            } else if (state.ends[i] + gapMs <= settled) {
+                settledCount++;
             }
         }
         long start = time;
         long end = time;
         int events = 1;
         long[] merged = content == null ? ContentIds.NONE : content;
-        for (int i : touched) {
+        for (int i = firstTouched; i < firstTouched + touched; i++) {
             start = Math.min(start, state.starts[i]);
             end = Math.max(end, state.ends[i]);
             events += state.events[i];
             merged = ContentIds.union(merged, state.watched[i]);
         }
-        for (int i : touched) {
+        for (int i = firstTouched; i < firstTouched + touched; i++) {
             if (state.starts[i] != start) {
                 state.version++;
                 changed(user, state.starts[i], state.ends[i], state.events[i], ContentIds.count(state.watched[i]),
@@ -151,14 +157,46 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         state.version++;
         changed(user, start, end, events, ContentIds.count(merged), state.version, 0);
 
-        int size = kept.size() + 1;
+        if (touched == 1 && settledCount == 0) {
+            // The common case: the event extends one session and none leaves; its start stays between its
+            // neighbours', so it is updated where it is.
+            state.starts[firstTouched] = start;
+            state.ends[firstTouched] = end;
+            state.events[firstTouched] = events;
+            state.watched[firstTouched] = merged;
+        } else {
+            rebuild(state, firstTouched, touched, settled, start, end, events, merged);
+        }
+        sessions.update(state);
+
+        if (pending.size() >= bundleRows) {
+            flush();
+        } else if (!timerSet) {
+            timerSet = true;
+            getProcessingTimeService().registerTimer(now + flushMs, this);
+        }
+    }
+
+    /** The sessions without the touched and the settled ones, and the merged one in its place by start. */
+    private void rebuild(OpenSessions state, int firstTouched, int touched, long settled, long start, long end,
+            int events, long[] merged) {
+        int open = state.starts.length;
+        int size = 1;
+        for (int i = 0; i < open; i++) {
+            if (isKept(state, i, firstTouched, touched, settled)) {
+                size++;
+            }
+        }
         long[] starts = new long[size];
         long[] ends = new long[size];
         int[] counts = new int[size];
         long[][] contents = new long[size][];
         int at = 0;
         boolean placed = false;
-        for (int i : kept) {
+        for (int i = 0; i < open; i++) {
+            if (!isKept(state, i, firstTouched, touched, settled)) {
+                continue;
+            }
             if (!placed && state.starts[i] > start) {
                 starts[at] = start;
                 ends[at] = end;
@@ -181,24 +219,25 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         state.ends = ends;
         state.events = counts;
         state.watched = contents;
-        sessions.update(state);
+    }
 
-        if (pending.size() >= bundleRows) {
-            flush();
-        } else if (!timerSet) {
-            timerSet = true;
-            getProcessingTimeService().registerTimer(now + flushMs, this);
-        }
+    /** An untouched session stays until it can no longer change: it ended more than a gap before the settled time. */
+    private boolean isKept(OpenSessions state, int i, int firstTouched, int touched, long settled) {
+        boolean isTouched = touched > 0 && i >= firstTouched && i < firstTouched + touched;
+        return !isTouched && state.ends[i] + gapMs > settled;
     }
 
     private void changed(String user, long start, long end, int events, int watched, long version, int deleted) {
-        pending.put(new Pending(user, start), GenericRowData.of(StringData.fromString(user), start, end,
-                (int) ((end - start) / 1000), events, watched, version, deleted));
+        pending.put(new Pending(user, start), new Change(end, events, watched, version, deleted));
     }
 
     private void flush() {
-        for (GenericRowData row : pending.values()) {
-            output.collect(new StreamRecord<>(row));
+        for (Map.Entry<Pending, Change> entry : pending.entrySet()) {
+            Pending session = entry.getKey();
+            Change change = entry.getValue();
+            output.collect(new StreamRecord<>(GenericRowData.of(StringData.fromString(session.user()),
+                    session.start(), change.end(), (int) ((change.end() - session.start()) / 1000), change.events(),
+                    change.watched(), change.version(), change.deleted())));
         }
         pending.clear();
     }
