@@ -1,8 +1,10 @@
 package com.suuupra.flink.events;
 
+import org.apache.flink.kafka.shaded.org.apache.kafka.common.header.Headers;
+
 /**
- * The Kafka record {@link EventDecoder} is decoding: where it was, its key and value bytes, and its {@code event_type}
- * header (null without one). One instance per decoder, refilled for every record.
+ * The Kafka record {@link EventDecoder} is decoding: where it was, its key and value bytes, and its headers. One
+ * instance per decoder, refilled for every record.
  */
 public final class RawRecord {
     public String topic;
@@ -10,7 +12,7 @@ public final class RawRecord {
     public long offset;
     public byte[] key;
     public byte[] value;
-    public byte[] eventTypeHeader;
+    public Headers headers;
 
     public RawRecord() {}
 }
