@@ -89,7 +89,8 @@ SINKS: dict[str, tuple[str, str | None]] = {
 
 # raw_events takes the decoded rows as they are: its sink has the `events` view's columns and writes these into the
 # ClickHouse columns (`name` or `name=view_column`). Its query only filters, so the planner hands the source's binary
-# rows on; a query that selected the columns copied every string of every event first (6 % of the job's CPU).
+# rows on; a query that selected the columns copied every string of every event first (in a profile, the job's
+# string copies fell from 5.9 % to 2.1 % of its CPU samples without it).
 RAW_EVENTS_COLUMNS = (
     "event_id, event_type, event_time=rowtime, event_time_ms=event_time, user_id, correlation_id, "
     "producer, topic=kafka_topic, partition=kafka_partition, kafka_offset, payload=payload_json"
