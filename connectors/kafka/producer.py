@@ -11,7 +11,7 @@ from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroSerializer
 from connectors.kafka.config import ClientConfig
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]
 
 # Ordering per key survives retries only with idempotence; acks=all makes a record durable on every in-sync replica.
 RELIABLE_PRODUCER = {
