@@ -50,6 +50,7 @@ def test_the_last_event_type_header_decides_whether_a_record_contradicts_its_eve
                                        timestamp_ms=int(value["event_time"]))  # fmt: skip
         cases[str(value["event_id"])] = (name, accepted)
     publisher.flush()
+    assert len(cases) == len(CASES), "every header layout needs an event of its own"
 
     result = subprocess.run([SUUUPRA, "jobs", "run", "analytics", "--bounded"], env=_environment(job_settings),
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
