@@ -44,6 +44,7 @@ from suuupra.settings import Settings
 
 JOB_NAME = "analytics"
 SESSION_GAP_MS = 30 * 60_000
+CONTENT_VIEWED = "clickstream.content_viewed"  # the event that watches a content, in a session too
 
 DECODED_FIELDS = [
     DecodedField("event_id", "STRING"),
@@ -182,10 +183,8 @@ def _declare_sources(
         # Late: by the late rule, or (only after a partition was idle) behind the watermark the windows close by.
         "on_time": "SELECT * FROM sequenced WHERE ok AND NOT is_late",
         "late": "SELECT * FROM sequenced WHERE ok AND is_late",
-        "clicks": """
-            SELECT user_id, event_time, high_ms,
-                   CASE WHEN event_type = 'clickstream.content_viewed' THEN content_id END AS content_id
-            FROM on_time WHERE event_type LIKE 'clickstream.%'""",
+        # Only filters: the sessions operator takes the rows as they are (connectors/jvm UserSessions).
+        "clicks": "SELECT * FROM on_time WHERE event_type LIKE 'clickstream.%'",
         "paid": "SELECT * FROM on_time WHERE event_type = 'order.paid'",
         "approved": "SELECT * FROM on_time WHERE event_type = 'payment.approved'",
     }
@@ -194,8 +193,8 @@ def _declare_sources(
     if not sessions:
         return  # the sessions operator joins the job when it is declared, whether or not anything reads it
     register_user_sessions(t_env, UserSessionsView(
-        name="sessions", input_view="clicks", gap_ms=SESSION_GAP_MS, bound_ms=flink.max_out_of_orderness_s * 1000,
-        flush_ms=flink.mini_batch_latency_ms, bundle_rows=flink.mini_batch_rows,
+        name="sessions", input_view="clicks", watched_event_type=CONTENT_VIEWED, gap_ms=SESSION_GAP_MS,
+        bound_ms=flink.max_out_of_orderness_s * 1000, flush_ms=flink.mini_batch_latency_ms, bundle_rows=flink.mini_batch_rows,
         state_ttl_ms=flink.state_ttl_h * 3_600_000, uid="analytics-user-sessions",
     ))  # fmt: skip
 

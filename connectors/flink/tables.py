@@ -62,10 +62,13 @@ def register_jvm_instance(t_env: StreamTableEnvironment, name: str, java_class: 
 
 @dataclass(frozen=True)
 class UserSessionsView:
-    """Gap sessions of `input_view`'s events (user_id, event_time, high_ms, content_id) as `name`."""
+    """Gap sessions of `input_view`'s events as `name`. The view has user_id, event_time, high_ms, event_type and
+    content_id (other columns are not read) and should only filter: its rows are taken as they are. An event of
+    `watched_event_type` watches its content_id."""
 
     name: str
     input_view: str
+    watched_event_type: str
     gap_ms: int
     bound_ms: int  # the late rule's bound: a session this far behind its partition's newest event is settled
     flush_ms: int  # changes are emitted together at this interval, at `bundle_rows`, and before every checkpoint
@@ -80,8 +83,8 @@ def register_user_sessions(t_env: StreamTableEnvironment, view: UserSessionsView
 
     sessions = get_gateway().jvm.com.suuupra.flink.sessions.UserSessions
     sessions.register(
-        t_env._j_tenv, view.input_view, view.name, view.gap_ms, view.bound_ms, view.flush_ms, view.bundle_rows,
-        view.state_ttl_ms, view.uid,
+        t_env._j_tenv, view.input_view, view.name, view.watched_event_type, view.gap_ms, view.bound_ms, view.flush_ms,
+        view.bundle_rows, view.state_ttl_ms, view.uid,
     )  # fmt: skip
 
 
