@@ -102,12 +102,14 @@ final class RowBinaryEncoder {
 
         final String name;
         final boolean nullable;
+        final int position;
         final RowData.FieldGetter getter;
         final ValueWriter writer;
 
-        private Column(String name, boolean nullable, RowData.FieldGetter getter, ValueWriter writer) {
+        private Column(String name, boolean nullable, int position, RowData.FieldGetter getter, ValueWriter writer) {
             this.name = name;
             this.nullable = nullable;
+            this.position = position;
             this.getter = getter;
             this.writer = writer;
         }
@@ -119,22 +121,22 @@ final class RowBinaryEncoder {
                 type = unwrap(type, "Nullable");
             }
             ValueWriter writer = ValueWriter.of(name, flinkType, unwrap(type, "LowCardinality"));
-            return new Column(name, nullable, RowData.createFieldGetter(flinkType, position), writer);
+            return new Column(name, nullable, position, RowData.createFieldGetter(flinkType, position), writer);
         }
 
         void write(RowData row, RowBinaryBuffer out, String table) {
-            Object value = getter.getFieldOrNull(row);
+            boolean isNull = row.isNullAt(position);
             if (nullable) {
-                out.putByte(value == null ? 1 : 0);
-                if (value == null) {
+                out.putByte(isNull ? 1 : 0);
+                if (isNull) {
                     return;
                 }
-            } else if (value == null) {
+            } else if (isNull) {
                 writer.writeDefault(out);
                 return;
             }
             try {
-                writer.write(value, out);
+                writer.writeField(row, position, getter, out);
             } catch (IllegalArgumentException error) {
                 throw new IllegalArgumentException(
                         "cannot write into " + table + "." + name + ": " + error.getMessage(), error);
@@ -165,6 +167,14 @@ final class RowBinaryEncoder {
         static final Pattern ENUM_ITEM = Pattern.compile("'((?:[^'\\\\]|\\\\.)*)'\\s*=\\s*(-?\\d+)");
 
         abstract void write(Object value, RowBinaryBuffer out);
+
+        /**
+         * Writes the non-null field at {@code position} of {@code row} ({@code getter} reads it as an object). The
+         * writers of strings and integers read the field themselves: no boxed value per field of every row.
+         */
+        void writeField(RowData row, int position, RowData.FieldGetter getter, RowBinaryBuffer out) {
+            write(getter.getFieldOrNull(row), out);
+        }
 
         abstract void writeDefault(RowBinaryBuffer out);
 
@@ -236,6 +246,15 @@ final class RowBinaryEncoder {
 
         StringWriter(int fixedLength) {
             this.fixedLength = fixedLength;
+        }
+
+        @Override
+        void writeField(RowData row, int position, RowData.FieldGetter getter, RowBinaryBuffer out) {
+            if (fixedLength == 0) {
+                putUtf8(row.getString(position), out);
+            } else {
+                write(row.getString(position), out);
+            }
         }
 
         @Override
@@ -354,14 +373,28 @@ final class RowBinaryEncoder {
         }
 
         @Override
+        void writeField(RowData row, int position, RowData.FieldGetter getter, RowBinaryBuffer out) {
+            putChecked(switch (source) {
+                case BOOLEAN -> row.getBoolean(position) ? 1 : 0;
+                case TINYINT -> row.getByte(position);
+                case SMALLINT -> row.getShort(position);
+                case INTEGER -> row.getInt(position);
+                default -> row.getLong(position);
+            }, out);
+        }
+
+        @Override
         void write(Object value, RowBinaryBuffer out) {
-            long number = switch (source) {
+            putChecked(switch (source) {
                 case BOOLEAN -> (Boolean) value ? 1 : 0;
                 case TINYINT -> (Byte) value;
                 case SMALLINT -> (Short) value;
                 case INTEGER -> (Integer) value;
                 default -> (Long) value;
-            };
+            }, out);
+        }
+
+        private void putChecked(long number, RowBinaryBuffer out) {
             if (number < min || number > max) {
                 throw new IllegalArgumentException(number + " is outside [" + min + ", " + max + "]");
             }
