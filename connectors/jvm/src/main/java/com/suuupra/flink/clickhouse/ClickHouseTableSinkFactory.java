@@ -91,20 +91,24 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         List<Integer> positions = new ArrayList<>();
         Optional<String> listed = options.getOptional(COLUMNS);
         if (listed.isEmpty()) {
-            names.addAll(tableColumns);
-            tableColumns.forEach(name -> positions.add(positions.size()));
+            for (int position = 0; position < tableColumns.size(); position++) {
+                names.add(tableColumns.get(position));
+                positions.add(position);
+            }
         } else {
             for (String entry : listed.get().split(",")) {
                 String[] parts = entry.split("=", 2);
                 String name = parts[0].trim();
                 String from = parts.length == 2 ? parts[1].trim() : name;
                 int position = tableColumns.indexOf(from);
-                if (name.isEmpty() || position < 0 || names.contains(name)) {
-                    throw new IllegalArgumentException("'" + COLUMNS.key() + "' entry '" + entry.trim() + "': "
-                            + (name.isEmpty() ? "no ClickHouse column named"
-                                    : position < 0 ? "no table column '" + from + "' (the table has " + tableColumns
-                                            + ")" : "column '" + name + "' is listed twice")
-                            + "; write 'name' or 'name=table_column', comma-separated");
+                if (name.isEmpty()) {
+                    throw badColumnsEntry(entry, "no ClickHouse column named");
+                }
+                if (position < 0) {
+                    throw badColumnsEntry(entry, "no table column '" + from + "' (the table has " + tableColumns + ")");
+                }
+                if (names.contains(name)) {
+                    throw badColumnsEntry(entry, "column '" + name + "' is listed twice");
                 }
                 names.add(name);
                 positions.add(position);
@@ -132,6 +136,11 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
                 options.get(BATCH_INTERVAL).toMillis(), options.get(MAX_IN_FLIGHT), options.get(MAX_RETRIES),
                 options.get(RETRY_BACKOFF).toMillis(), options.get(REQUEST_TIMEOUT).toMillis());
         return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null), options.get(OWN_TASK));
+    }
+
+    private static IllegalArgumentException badColumnsEntry(String entry, String problem) {
+        return new IllegalArgumentException("'" + COLUMNS.key() + "' entry '" + entry.trim() + "': " + problem
+                + "; write 'name' or 'name=table_column', comma-separated");
     }
 
     private static void positive(ReadableConfig options, ConfigOption<Integer> option) {
