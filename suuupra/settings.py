@@ -234,13 +234,27 @@ def jdk_version(home: Path) -> int | None:
     return int(version[1]) if version else None
 
 
+def installed_jdks() -> dict[Path, int]:
+    """The JDKs under /usr/lib/jvm with a `release` file and a bin/java, and their feature versions. A JDK that several
+    folders name (Debian links java-1.17.0-openjdk-amd64 to java-17-openjdk-amd64) is listed once, by the first name."""
+    jdks: dict[Path, int] = {}
+    seen: set[Path] = set()
+    for release in sorted(JVM_DIR.glob("*/release")):
+        home = release.parent
+        version = jdk_version(home)
+        if version is None or not (home / "bin" / "java").is_file() or home.resolve() in seen:
+            continue
+        seen.add(home.resolve())
+        jdks[home] = version
+    return jdks
+
+
 def newest_job_jdk() -> Path | None:
     """The home of the newest JDK of JOB_JAVA_VERSIONS under /usr/lib/jvm (its `release` file says which), if any."""
     homes: dict[int, Path] = {}
-    for release in sorted(JVM_DIR.glob("*/release")):
-        version = jdk_version(release.parent)
-        if version is not None and version in JOB_JAVA_VERSIONS and (release.parent / "bin" / "java").is_file():
-            homes.setdefault(version, release.parent)
+    for home, version in installed_jdks().items():
+        if version in JOB_JAVA_VERSIONS:
+            homes.setdefault(version, home)
     return homes[max(homes)] if homes else None
 
 

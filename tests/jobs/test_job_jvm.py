@@ -14,7 +14,7 @@ import pytest
 
 from jobs.runtime import UNSAFE_MEMORY_ACCESS_CHECKED_SINCE, UNSAFE_MEMORY_ACCESS_OPTION
 from suuupra.platform.registry import REGISTRY_MIN_JAVA, find_java
-from suuupra.settings import JVM_DIR, PROJECT_ROOT, jdk_version, load_settings
+from suuupra.settings import PROJECT_ROOT, installed_jdks, jdk_version, load_settings
 
 # What a job's process reports of the JVM it started (jobs/runtime.py's environment, as `suuupra jobs run` makes it).
 REPORT_JVM = """
@@ -57,12 +57,7 @@ def test_a_jobs_local_mini_cluster_runs_on_the_configured_jdk_whatever_java_home
     assert "-Dsuuupra.probe=yes" in report["arguments"]  # type: ignore[operator]
 
 
-def _installed_jdks() -> list[Path]:
-    homes = (release.parent for release in JVM_DIR.glob("*/release"))
-    return sorted(home for home in homes if (home / "bin" / "java").is_file())
-
-
-@pytest.mark.parametrize("jdk", _installed_jdks(), ids=lambda home: home.name)
+@pytest.mark.parametrize("jdk", sorted(installed_jdks()), ids=lambda home: home.name)
 def test_sun_misc_unsafe_memory_access_is_allowed_on_the_jdks_that_check_it(jdk: Path) -> None:
     # Java 24+ checks on every Unsafe memory access whether it has warned about it yet; older JVMs do not know the
     # option and would not start with it (the JVM starting at all is part of the test).
