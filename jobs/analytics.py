@@ -194,8 +194,8 @@ def _declare_sources(
         return  # the sessions operator joins the job when it is declared, whether or not anything reads it
     register_user_sessions(t_env, UserSessionsView(
         name="sessions", input_view="clicks", watched_event_type=CONTENT_VIEWED, gap_ms=SESSION_GAP_MS,
-        bound_ms=flink.max_out_of_orderness_s * 1000, flush_ms=flink.mini_batch_latency_ms, bundle_rows=flink.mini_batch_rows,
-        state_ttl_ms=flink.state_ttl_h * 3_600_000, uid="analytics-user-sessions",
+        bound_ms=flink.max_out_of_orderness_s * 1000, flush_ms=flink.mini_batch_latency_ms,
+        bundle_rows=flink.mini_batch_rows, state_ttl_ms=flink.state_ttl_h * 3_600_000, uid="analytics-user-sessions",
     ))  # fmt: skip
 
 
