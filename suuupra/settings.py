@@ -234,18 +234,18 @@ def jdk_version(home: Path) -> int | None:
     return int(version[1]) if version else None
 
 
-def installed_jdks() -> dict[Path, int]:
-    """The JDKs under /usr/lib/jvm with a `release` file and a bin/java, and their feature versions. A JDK that several
-    folders name (Debian links java-1.17.0-openjdk-amd64 to java-17-openjdk-amd64) is listed once, by the first name."""
-    jdks: dict[Path, int] = {}
+def installed_jdks() -> dict[Path, int | None]:
+    """The JDKs under /usr/lib/jvm (a folder with a `release` file and a bin/java) and their feature versions, None
+    where the `release` file names none. A JDK that several folders name (Debian links java-1.17.0-openjdk-amd64 to
+    java-17-openjdk-amd64) is listed once, by the first name in sorted order."""
+    jdks: dict[Path, int | None] = {}
     seen: set[Path] = set()
     for release in sorted(JVM_DIR.glob("*/release")):
         home = release.parent
-        version = jdk_version(home)
-        if version is None or not (home / "bin" / "java").is_file() or home.resolve() in seen:
+        if not (home / "bin" / "java").is_file() or home.resolve() in seen:
             continue
         seen.add(home.resolve())
-        jdks[home] = version
+        jdks[home] = jdk_version(home)
     return jdks
 
 
@@ -253,7 +253,7 @@ def newest_job_jdk() -> Path | None:
     """The home of the newest JDK of JOB_JAVA_VERSIONS under /usr/lib/jvm (its `release` file says which), if any."""
     homes: dict[int, Path] = {}
     for home, version in installed_jdks().items():
-        if version in JOB_JAVA_VERSIONS:
+        if version is not None and version in JOB_JAVA_VERSIONS:
             homes.setdefault(version, home)
     return homes[max(homes)] if homes else None
 

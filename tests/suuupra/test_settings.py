@@ -6,7 +6,7 @@ import pytest
 
 from suuupra import settings as settings_module
 from suuupra.cli.platform_cmd import kafka_shape
-from suuupra.settings import SettingsError, load_settings, newest_job_jdk, record_platform_state
+from suuupra.settings import SettingsError, installed_jdks, load_settings, newest_job_jdk, record_platform_state
 
 
 def test_local_profile_points_at_loopback_with_replication_one() -> None:
@@ -117,3 +117,19 @@ def test_jobs_run_on_the_newest_jdk_of_the_versions_they_take(tmp_path: Path, mo
     assert load_settings().flink.java_home == jdk21
     monkeypatch.setenv("SUUUPRA_FLINK__JAVA_HOME", "")  # opted out: JAVA_HOME's Java
     assert load_settings().flink.java_home is None
+
+
+def test_installed_jdks_lists_each_jdk_once_whatever_links_name_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "JVM_DIR", tmp_path)
+    for folder, release in (("java-17-openjdk-amd64", 'JAVA_VERSION="17.0.15"'), ("mystery", 'IMPLEMENTOR="x"'),
+                            ("no-java", 'JAVA_VERSION="21"')):  # fmt: skip
+        home = tmp_path / folder
+        (home / "bin").mkdir(parents=True)
+        (home / "release").write_text(release + "\n")
+        if folder != "no-java":
+            (home / "bin" / "java").write_text("")
+    (tmp_path / "java-1.17.0-openjdk-amd64").symlink_to(tmp_path / "java-17-openjdk-amd64")  # as Debian links it
+    # The link sorts first, so it names the JDK; a release file without a version is listed, with None.
+    assert installed_jdks() == {tmp_path / "java-1.17.0-openjdk-amd64": 17, tmp_path / "mystery": None}
