@@ -16,6 +16,7 @@ import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.data.writer.BinaryRowWriter;
 import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
 import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.LogicalTypeFamily;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
 import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.util.Collector;
@@ -26,8 +27,9 @@ import org.apache.flink.util.Collector;
  *
  * <p>The input view has at least {@code user_id STRING, event_time BIGINT, high_ms BIGINT, event_type STRING,
  * content_id STRING}; an event of the watched type watches its {@code content_id}. Its rows are taken as they are
- * (the view should only filter), and the five fields are written into one small binary row here: a SQL projection
- * first copied every string it kept, then the conversion to the stream wrote them into a binary row again. The output
+ * (the view should only filter), and what the operator reads (the user, the event time, the partition's newest time
+ * and the watched content) is written into one small binary row here: a SQL projection first copied every string it
+ * kept, then the conversion to the stream wrote them into a binary row again. The output
  * view has {@code user_id, session_start, session_end, duration_seconds, events, contents_watched, version, deleted}.
  *
  * <p>From PyFlink: {@code gateway.jvm.com.suuupra.flink.sessions.UserSessions.register(t_env._j_tenv, ...)}
@@ -64,11 +66,11 @@ public final class UserSessions {
         Table input = tableEnv.from("`" + inputView + "`");
         ResolvedSchema schema = input.getResolvedSchema();
         SessionEvents project = new SessionEvents(
-                position(schema, inputView, "user_id", LogicalTypeRoot.VARCHAR),
-                position(schema, inputView, "event_time", LogicalTypeRoot.BIGINT),
-                position(schema, inputView, "high_ms", LogicalTypeRoot.BIGINT),
-                position(schema, inputView, "event_type", LogicalTypeRoot.VARCHAR),
-                position(schema, inputView, "content_id", LogicalTypeRoot.VARCHAR),
+                position(schema, inputView, "user_id", true),
+                position(schema, inputView, "event_time", false),
+                position(schema, inputView, "high_ms", false),
+                position(schema, inputView, "event_type", true),
+                position(schema, inputView, "content_id", true),
                 watchedEventType);
         DataStream<RowData> events = tableEnv
                 .<RowData>toDataStream(input, schema.toPhysicalRowDataType().bridgedTo(RowData.class))
@@ -82,7 +84,8 @@ public final class UserSessions {
         tableEnv.createTemporaryView(outputView, tableEnv.fromDataStream(sessions));
     }
 
-    private static int position(ResolvedSchema schema, String view, String column, LogicalTypeRoot type) {
+    /** The column's position; a text column may be any character string (STRING, CHAR), the others BIGINT. */
+    private static int position(ResolvedSchema schema, String view, String column, boolean text) {
         List<String> names = schema.getColumnNames();
         int position = names.indexOf(column);
         if (position < 0) {
@@ -90,9 +93,9 @@ public final class UserSessions {
                     + "' (it has " + names + ")");
         }
         LogicalType actual = schema.getColumnDataTypes().get(position).getLogicalType();
-        if (actual.getTypeRoot() != type) {
+        if (text ? !actual.is(LogicalTypeFamily.CHARACTER_STRING) : !actual.is(LogicalTypeRoot.BIGINT)) {
             throw new ValidationException("the sessions' input view '" + view + "' has " + column + " "
-                    + actual.asSummaryString() + "; it must be " + type);
+                    + actual.asSummaryString() + "; it must be " + (text ? "STRING" : "BIGINT"));
         }
         return position;
     }
