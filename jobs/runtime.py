@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.job_metrics import serve_job_metrics
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
-from suuupra.settings import Settings, jdk_version, load_settings
+from suuupra.settings import FlinkSettings, Settings, jdk_version, load_settings
 
 
 class JobSetupError(RuntimeError):
@@ -37,16 +38,30 @@ UNSAFE_MEMORY_ACCESS_OPTION = "--sun-misc-unsafe-memory-access=allow"
 UNSAFE_MEMORY_ACCESS_CHECKED_SINCE = 24
 
 
-def start_jvm_on(java_home: Path) -> None:
-    """Starts this process's JVM (PyFlink's gateway, the local mini-cluster) on `java_home`'s java, unless it runs
-    already. JAVA_HOME (and JVM_ARGS, on Java 24+) are set for the launch only: the processes this one starts later (a
-    session cluster's scripts, `flink run`) keep their own."""
+# A JVM refuses to start with two collectors: JVM_ARGS that choose one keep theirs.
+CHOOSES_A_COLLECTOR = re.compile(r"-XX:\+Use\w+GC\b")
+
+
+def local_jvm_options(flink: FlinkSettings, caller_options: str) -> str:
+    """The options of the local mini-cluster's JVM: the project's, then the caller's JVM_ARGS (which win)."""
+    options = []
+    version = jdk_version(flink.java_home) if flink.java_home is not None else None
+    if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:
+        options.append(UNSAFE_MEMORY_ACCESS_OPTION)
+    if flink.local_gc is not None and not CHOOSES_A_COLLECTOR.search(caller_options):
+        options.append(f"-XX:+Use{flink.local_gc}")
+    return " ".join([*options, caller_options]).strip()
+
+
+def start_local_jvm(flink: FlinkSettings) -> None:
+    """Starts this process's JVM (PyFlink's gateway, the local mini-cluster) on `flink.java_home`'s java, if set, with
+    `local_jvm_options`, unless it runs already. JAVA_HOME and JVM_ARGS are set for the launch only: the processes
+    this one starts later (a session cluster's scripts, `flink run`) keep their own."""
     from pyflink.java_gateway import get_gateway
 
-    launch_environment = {"JAVA_HOME": str(java_home)}
-    version = jdk_version(java_home)
-    if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:
-        launch_environment["JVM_ARGS"] = f"{UNSAFE_MEMORY_ACCESS_OPTION} {os.environ.get('JVM_ARGS', '')}".strip()
+    launch_environment = {"JVM_ARGS": local_jvm_options(flink, os.environ.get("JVM_ARGS", ""))}
+    if flink.java_home is not None:
+        launch_environment["JAVA_HOME"] = str(flink.java_home)
     before = {name: os.environ.get(name) for name in launch_environment}
     os.environ.update(launch_environment)
     try:
@@ -61,8 +76,8 @@ def start_jvm_on(java_home: Path) -> None:
 
 def flink_configuration(settings: Settings, job_name: str) -> Configuration:
     flink = settings.flink
-    if flink.java_home is not None and runs_locally():
-        start_jvm_on(flink.java_home)
+    if runs_locally():
+        start_local_jvm(flink)
     checkpoints = settings.checkpoint_dir.resolve()
     values = {
         "pipeline.name": job_name,

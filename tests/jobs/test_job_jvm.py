@@ -1,5 +1,6 @@
-"""`flink.java_home` chooses the JDK of the local mini-cluster a job's process starts, whatever JAVA_HOME says; the
-processes it starts later (a session cluster's scripts, `flink run`) still see its JAVA_HOME."""
+"""`flink.java_home` chooses the JDK of the local mini-cluster a job's process starts, whatever JAVA_HOME says, and
+`flink.local_gc` its collector unless JVM_ARGS choose one; the processes it starts later (a session cluster's scripts,
+`flink run`) still see its JAVA_HOME and JVM_ARGS."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.runtime import UNSAFE_MEMORY_ACCESS_CHECKED_SINCE, UNSAFE_MEMORY_ACCESS_OPTION
+from jobs.runtime import UNSAFE_MEMORY_ACCESS_CHECKED_SINCE, UNSAFE_MEMORY_ACCESS_OPTION, local_jvm_options
 from suuupra.platform.registry import REGISTRY_MIN_JAVA, find_java
-from suuupra.settings import PROJECT_ROOT, installed_jdks, jdk_version, load_settings
+from suuupra.settings import PROJECT_ROOT, FlinkSettings, installed_jdks, jdk_version, load_settings
 
 # What a job's process reports of the JVM it started (jobs/runtime.py's environment, as `suuupra jobs run` makes it).
 REPORT_JVM = """
@@ -26,6 +27,8 @@ import json, os
 jvm = get_gateway().jvm
 print(json.dumps({"java_home": jvm.java.lang.System.getProperty("java.home"),
                   "arguments": list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()),
+                  "collectors": [gc.getName()
+                                 for gc in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()],
                   "JAVA_HOME": os.environ.get("JAVA_HOME"), "JVM_ARGS": os.environ.get("JVM_ARGS")}))
 """
 
@@ -37,9 +40,9 @@ def _jdk_home() -> Path:
     return Path(shutil.which(java) or java).resolve().parent.parent
 
 
-def _report_jvm(jdk: Path) -> dict[str, object]:
+def _report_jvm(jdk: Path, **environ: str) -> dict[str, object]:
     environment = {**os.environ, "JAVA_HOME": "/nonexistent-jdk", "SUUUPRA_FLINK__JAVA_HOME": str(jdk),
-                   "JVM_ARGS": "-Dsuuupra.probe=yes"}  # fmt: skip
+                   "JVM_ARGS": "-Dsuuupra.probe=yes", **environ}  # fmt: skip
     result = subprocess.run([sys.executable, "-c", REPORT_JVM], env=environment, cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,6 +58,36 @@ def test_a_jobs_local_mini_cluster_runs_on_the_configured_jdk_whatever_java_home
     assert report["JAVA_HOME"] == "/nonexistent-jdk"
     assert report["JVM_ARGS"] == "-Dsuuupra.probe=yes"
     assert "-Dsuuupra.probe=yes" in report["arguments"]  # type: ignore[operator]
+    # The default collector (flink.local_gc) is the parallel one: its young and old generation collectors.
+    assert "-XX:+UseParallelGC" in report["arguments"]  # type: ignore[operator]
+    assert sorted(report["collectors"]) == ["PS MarkSweep", "PS Scavenge"]  # type: ignore[call-overload]
+
+
+def test_jvm_args_that_choose_a_collector_keep_it() -> None:
+    # Two collectors and the JVM would not start at all (the launch is part of the test).
+    report = _report_jvm(_jdk_home(), JVM_ARGS="-XX:+UseSerialGC -Dsuuupra.probe=yes")
+    assert "-XX:+UseParallelGC" not in report["arguments"]  # type: ignore[operator]
+    assert sorted(report["collectors"]) == ["Copy", "MarkSweepCompact"]  # type: ignore[call-overload]
+    assert report["JVM_ARGS"] == "-XX:+UseSerialGC -Dsuuupra.probe=yes"
+
+
+def test_an_empty_local_gc_leaves_the_collector_to_the_jvm() -> None:
+    report = _report_jvm(_jdk_home(), SUUUPRA_FLINK__LOCAL_GC="")
+    assert not [option for option in report["arguments"] if option.endswith("GC")]  # type: ignore[attr-defined]
+    assert "G1 Young Generation" in report["collectors"]  # type: ignore[operator]
+
+
+def test_the_local_jvm_options_put_the_callers_last() -> None:
+    flink = FlinkSettings(java_home=None, local_gc="ZGC")
+    assert local_jvm_options(flink, "-Xmx2g") == "-XX:+UseZGC -Xmx2g"
+    assert local_jvm_options(flink, "-Xmx2g -XX:+UseG1GC") == "-Xmx2g -XX:+UseG1GC"
+    assert local_jvm_options(flink.model_copy(update={"local_gc": None}), "") == ""
+
+
+@pytest.mark.parametrize("name", ["Parallel", "+UseParallelGC", "Parallel GC", "-XX:+UseZGC"])
+def test_a_local_gc_that_is_not_a_collectors_name_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="is not a collector's name"):
+        FlinkSettings(local_gc=name)
 
 
 @pytest.mark.parametrize("jdk", sorted(installed_jdks()), ids=lambda home: home.name)
