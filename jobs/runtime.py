@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
@@ -38,19 +38,22 @@ UNSAFE_MEMORY_ACCESS_OPTION = "--sun-misc-unsafe-memory-access=allow"
 UNSAFE_MEMORY_ACCESS_CHECKED_SINCE = 24
 
 
-# A JVM refuses to start with two collectors: JVM_ARGS that choose one keep theirs.
-CHOOSES_A_COLLECTOR = re.compile(r"-XX:\+Use\w+GC\b")
+# A JVM refuses to start with two collectors: options that choose one, wherever the JVM takes them from (PyFlink's
+# launcher adds JVM_ARGS and FLINK_ENV_JAVA_OPTS, the JVM itself reads the other two), keep theirs.
+CHOOSES_A_COLLECTOR = re.compile(r"-XX:\+Use(?:Serial|Parallel|G1|Z|Shenandoah|Epsilon)GC\b")
+JVM_OPTION_VARIABLES = ("JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
 
-def local_jvm_options(flink: FlinkSettings, caller_options: str) -> str:
-    """The options of the local mini-cluster's JVM: the project's, then the caller's JVM_ARGS (which win)."""
+def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:
+    """JVM_ARGS for the local mini-cluster's JVM: the project's options, then the caller's JVM_ARGS (which win)."""
     options = []
     version = jdk_version(flink.java_home) if flink.java_home is not None else None
     if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:
         options.append(UNSAFE_MEMORY_ACCESS_OPTION)
-    if flink.local_gc is not None and not CHOOSES_A_COLLECTOR.search(caller_options):
+    chosen = any(CHOOSES_A_COLLECTOR.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
+    if flink.local_gc is not None and not chosen:
         options.append(f"-XX:+Use{flink.local_gc}")
-    return " ".join([*options, caller_options]).strip()
+    return " ".join([*options, environ.get("JVM_ARGS", "")]).strip()
 
 
 def start_local_jvm(flink: FlinkSettings) -> None:
@@ -59,7 +62,7 @@ def start_local_jvm(flink: FlinkSettings) -> None:
     this one starts later (a session cluster's scripts, `flink run`) keep their own."""
     from pyflink.java_gateway import get_gateway
 
-    launch_environment = {"JVM_ARGS": local_jvm_options(flink, os.environ.get("JVM_ARGS", ""))}
+    launch_environment = {"JVM_ARGS": local_jvm_options(flink, os.environ)}
     if flink.java_home is not None:
         launch_environment["JAVA_HOME"] = str(flink.java_home)
     before = {name: os.environ.get(name) for name in launch_environment}

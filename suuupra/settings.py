@@ -274,10 +274,11 @@ class FlinkSettings(BaseModel):
     # newest of JOB_JAVA_VERSIONS installed by default; None (none installed, or set empty): JAVA_HOME, else the
     # `java` on PATH. A session cluster keeps JAVA_HOME's: Flink 2.2's scripts and its CLI do not start on Java 24+.
     java_home: Path | None = Field(default_factory=newest_job_jdk)
-    # The garbage collector of that JVM (its `-XX:+Use...GC` option), unless JVM_ARGS chooses one; None: the JVM's
-    # own choice (G1). The parallel collector's write barrier only marks a card, where G1's also filters and queues
-    # it for concurrent refinement, and the job stores references on every record (heap state, buffers): in
-    # alternating runs it used less CPU per event and drained faster (docs/benchmarks.md, "Garbage collector").
+    # The garbage collector of that JVM (its `-XX:+Use...GC` option), unless the JVM's options choose one (JVM_ARGS,
+    # FLINK_ENV_JAVA_OPTS, JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS); None: the JVM's own choice (G1 on 2+ CPUs). The
+    # parallel collector's write barrier only marks a card, where G1's also filters the store and queues it for
+    # concurrent refinement, and the job stores references on every record (heap state, buffers): in alternating
+    # runs it used less CPU per event and drained faster (docs/benchmarks.md, "Garbage collector").
     local_gc: str | None = "ParallelGC"
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
