@@ -316,8 +316,9 @@ class FlinkSettings(BaseModel):
     mini_batch_latency_ms: int = Field(default=1000, gt=0)
     mini_batch_rows: int = Field(default=20_000, gt=0)
     # Kafka reading and decoding in a task of their own, the SQL operators reading the events in another: two threads
-    # per subtask instead of one, each decoded row copied once between them.
-    decode_in_own_task: bool = True
+    # per subtask instead of one, each decoded row serialized and copied once between them. Off: on 2 cores the
+    # analytics job used less CPU per event in 5 of 5 alternating pairs without the hand-over (docs/benchmarks.md).
+    decode_in_own_task: bool = False
     # Keyed state untouched for this long is dropped (processing time): an aggregate key can only be revisited by an
     # event within the late rule's bound of its partition's newest event, so a week is ample. (The analytics job's
     # windows are dropped by the watermark instead; its sessions use this as a last resort.)

@@ -56,7 +56,7 @@ class EventsView:
     event_types: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     max_string_bytes: int | None = None  # None: no limit on a string field's length
     # The view's readers (the SQL operators) in a task of their own, fed by the reading and decoding task: two
-    # threads per subtask; each row is copied once between them.
+    # threads per subtask; each row is serialized and copied once between them.
     decode_in_own_task: bool = False
     # A `rowtime` column (the event time) with a watermark that follows the late rule: each partition's newest event
     # minus the bound, the minimum over the partitions that are not idle. Needs `late_bound_ms`.

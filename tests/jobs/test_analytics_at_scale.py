@@ -87,7 +87,8 @@ def test_the_backlog_is_at_the_scale_users_run(backlog: Backlog) -> None:
     [
         # Batches of 1,000 rows: about 1,000 inserts, far slower than the source, so fetched records wait long.
         pytest.param({"sink_batch_rows": 1000, "sink_batch_delay_s": 0.05}, id="slow-sink"),
-        pytest.param({"parallelism": 2}, id="parallelism-2"),
+        # And the decoding in a task of its own, handing its rows to the SQL operators' (not the default).
+        pytest.param({"parallelism": 2, "decode_in_own_task": True}, id="parallelism-2-decoding-in-its-own-task"),
     ],
 )
 def test_every_table_equals_the_independent_computation(
