@@ -15,7 +15,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.job_metrics import serve_job_metrics
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
-from suuupra.settings import FlinkSettings, Settings, jdk_version, load_settings
+from suuupra.settings import JVM_COLLECTORS, FlinkSettings, Settings, jdk_version, load_settings
 
 
 class JobSetupError(RuntimeError):
@@ -40,7 +40,7 @@ UNSAFE_MEMORY_ACCESS_CHECKED_SINCE = 24
 
 # A JVM refuses to start with two collectors: options that choose one, wherever the JVM takes them from (PyFlink's
 # launcher adds JVM_ARGS and FLINK_ENV_JAVA_OPTS, the JVM itself reads the other two), keep theirs.
-CHOOSES_A_COLLECTOR = re.compile(r"-XX:\+Use(?:Serial|Parallel|G1|Z|Shenandoah|Epsilon)GC\b")
+CHOOSES_A_COLLECTOR = re.compile(rf"-XX:\+Use(?:{'|'.join(JVM_COLLECTORS)})\b")
 JVM_OPTION_VARIABLES = ("JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
 

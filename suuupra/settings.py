@@ -223,6 +223,8 @@ JVM_DIR = Path("/usr/lib/jvm")
 # than Java 17 here (docs/benchmarks.md, "Java 25"). Flink 2.2 names 11, 17 and 21 as supported; the whole test suite
 # runs on 25.
 JOB_JAVA_VERSIONS = range(21, 26)
+# HotSpot's collectors, each chosen by its -XX:+Use<name> option (flink.local_gc names one).
+JVM_COLLECTORS = ("SerialGC", "ParallelGC", "G1GC", "ZGC", "ShenandoahGC", "EpsilonGC")
 
 
 def jdk_version(home: Path) -> int | None:
@@ -351,10 +353,10 @@ class FlinkSettings(BaseModel):
     @field_validator("local_gc")
     @classmethod
     def _local_gc_names_a_collector(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9]+GC", value):
+        if value is not None and value not in JVM_COLLECTORS:
             raise ValueError(
-                f"flink.local_gc {value!r} is not a collector's name: the word of its -XX:+Use...GC option "
-                "(ParallelGC, G1GC, SerialGC, ZGC), or empty for the JVM's own choice"
+                f"flink.local_gc {value!r} is not a collector's name: one of {', '.join(JVM_COLLECTORS)} (the word of "
+                "its -XX:+Use...GC option), or empty for the JVM's own choice"
             )
         return value
 

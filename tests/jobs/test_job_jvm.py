@@ -96,7 +96,7 @@ def test_a_collector_chosen_in_any_of_the_jvms_option_variables_keeps_it(variabl
     assert "-XX:+UseParallelGC" not in local_jvm_options(flink, environ)
 
 
-@pytest.mark.parametrize("name", ["Parallel", "+UseParallelGC", "Parallel GC", "-XX:+UseZGC"])
+@pytest.mark.parametrize("name", ["Parallel", "+UseParallelGC", "Parallel GC", "-XX:+UseZGC", "ConcMarkSweepGC"])
 def test_a_local_gc_that_is_not_a_collectors_name_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="is not a collector's name"):
         FlinkSettings(local_gc=name)
