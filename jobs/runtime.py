@@ -43,6 +43,12 @@ UNSAFE_MEMORY_ACCESS_CHECKED_SINCE = 24
 CHOOSES_A_COLLECTOR = re.compile(rf"-XX:\+Use(?:{'|'.join(JVM_COLLECTORS)})\b")
 JVM_OPTION_VARIABLES = ("JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
+# HotSpot's defaults (the same on Java 17 to 25) of the thresholds flink.local_c2_threshold_scale multiplies: calls
+# before C2 compiles a method, calls if its loops also ran long, and calls plus loop iterations.
+C2_THRESHOLD_DEFAULTS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationThreshold": 600,
+                         "Tier4CompileThreshold": 15000}  # fmt: skip
+SETS_A_C2_THRESHOLD = re.compile(rf"-XX:(?:{'|'.join(C2_THRESHOLD_DEFAULTS)})=")
+
 
 def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:
     """JVM_ARGS for the local mini-cluster's JVM: the project's options, then the caller's JVM_ARGS (which win)."""
@@ -53,6 +59,11 @@ def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:
     chosen = any(CHOOSES_A_COLLECTOR.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
     if flink.local_gc is not None and not chosen:
         options.append(f"-XX:+Use{flink.local_gc}")
+    thresholds_set = any(SETS_A_C2_THRESHOLD.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
+    if flink.local_c2_threshold_scale != 1 and not thresholds_set:
+        options.extend(
+            f"-XX:{name}={default * flink.local_c2_threshold_scale}" for name, default in C2_THRESHOLD_DEFAULTS.items()
+        )
     return " ".join([*options, environ.get("JVM_ARGS", "")]).strip()
 
 

@@ -1,6 +1,6 @@
-"""`flink.java_home` chooses the JDK of the local mini-cluster a job's process starts, whatever JAVA_HOME says, and
-`flink.local_gc` its collector unless JVM_ARGS choose one; the processes it starts later (a session cluster's scripts,
-`flink run`) still see its JAVA_HOME and JVM_ARGS."""
+"""`flink.java_home` chooses the JDK of the local mini-cluster a job's process starts, whatever JAVA_HOME says;
+`flink.local_gc` its collector and `flink.local_c2_threshold_scale` when C2 compiles, unless the JVM's options choose;
+the processes it starts later (a session cluster's scripts, `flink run`) still see its JAVA_HOME and JVM_ARGS."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs.runtime import UNSAFE_MEMORY_ACCESS_CHECKED_SINCE, UNSAFE_MEMORY_ACCESS_OPTION, local_jvm_options
+from jobs.runtime import (
+    C2_THRESHOLD_DEFAULTS,
+    UNSAFE_MEMORY_ACCESS_CHECKED_SINCE,
+    UNSAFE_MEMORY_ACCESS_OPTION,
+    local_jvm_options,
+)
 from suuupra.platform.registry import REGISTRY_MIN_JAVA, find_java
 from suuupra.settings import PROJECT_ROOT, FlinkSettings, installed_jdks, jdk_version, load_settings
 
@@ -25,7 +30,12 @@ from suuupra.settings import load_settings
 execution_environment(load_settings(), "jvm-probe")
 import json, os
 jvm = get_gateway().jvm
-print(json.dumps({"java_home": jvm.java.lang.System.getProperty("java.home"),
+management = jvm.java.lang.management.ManagementFactory
+hotspot = management.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+print(json.dumps({"c2_thresholds": {name: int(hotspot.getVMOption(name).getValue())
+                                    for name in ("Tier4InvocationThreshold", "Tier4MinInvocationThreshold",
+                                                 "Tier4CompileThreshold")},
+                  "java_home": jvm.java.lang.System.getProperty("java.home"),
                   "arguments": list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()),
                   "collectors": [gc.getName()
                                  for gc in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()],
@@ -61,6 +71,19 @@ def test_a_jobs_local_mini_cluster_runs_on_the_configured_jdk_whatever_java_home
     # The default collector (flink.local_gc) is the parallel one: its young and old generation collectors.
     assert "-XX:+UseParallelGC" in report["arguments"]  # type: ignore[operator]
     assert sorted(report["collectors"]) == ["PS MarkSweep", "PS Scavenge"]  # type: ignore[call-overload]
+    # C2 compiles a method after ten times HotSpot's default number of calls (flink.local_c2_threshold_scale).
+    assert report["c2_thresholds"] == {name: 10 * default for name, default in C2_THRESHOLD_DEFAULTS.items()}
+
+
+def test_jvm_args_that_set_a_c2_threshold_keep_hotspots_others() -> None:
+    report = _report_jvm(_jdk_home(), JVM_ARGS="-XX:Tier4InvocationThreshold=7000")
+    assert report["c2_thresholds"] == {**C2_THRESHOLD_DEFAULTS, "Tier4InvocationThreshold": 7000}
+
+
+def test_a_c2_threshold_scale_of_one_keeps_hotspots_thresholds() -> None:
+    report = _report_jvm(_jdk_home(), SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE="1")
+    assert report["c2_thresholds"] == C2_THRESHOLD_DEFAULTS
+    assert not [option for option in report["arguments"] if option.startswith("-XX:Tier4")]  # type: ignore[attr-defined]
 
 
 def test_jvm_args_that_choose_a_collector_keep_it() -> None:
@@ -79,7 +102,7 @@ def test_an_empty_local_gc_leaves_the_collector_to_the_jvm() -> None:
 
 
 def test_the_local_jvm_options_put_the_callers_last() -> None:
-    flink = FlinkSettings(java_home=None, local_gc="ZGC")
+    flink = FlinkSettings(java_home=None, local_gc="ZGC", local_c2_threshold_scale=1)
     assert local_jvm_options(flink, {"JVM_ARGS": "-Xmx2g"}) == "-XX:+UseZGC -Xmx2g"
     assert local_jvm_options(flink, {}) == "-XX:+UseZGC"
     assert local_jvm_options(flink.model_copy(update={"local_gc": None}), {}) == ""
@@ -94,6 +117,24 @@ def test_a_collector_chosen_in_any_of_the_jvms_option_variables_keeps_it(variabl
     flink = FlinkSettings(java_home=None, local_gc="ParallelGC")
     environ = {variable: "-Xss1m -XX:+UseShenandoahGC"}
     assert "-XX:+UseParallelGC" not in local_jvm_options(flink, environ)
+
+
+@pytest.mark.parametrize("variable", ["JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"])
+def test_a_c2_threshold_set_in_any_of_the_jvms_option_variables_keeps_hotspots_others(variable: str) -> None:
+    # JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS come before the command line, whose options would override theirs.
+    flink = FlinkSettings(java_home=None, local_gc=None, local_c2_threshold_scale=10)
+    assert local_jvm_options(flink, {}) == (
+        "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000"
+    )
+    assert local_jvm_options(flink, {variable: "-XX:Tier4CompileThreshold=20000"}) == (
+        "-XX:Tier4CompileThreshold=20000" if variable == "JVM_ARGS" else ""
+    )
+
+
+@pytest.mark.parametrize("scale", [0, -10])
+def test_a_c2_threshold_scale_below_one_is_refused(scale: int) -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        FlinkSettings(local_c2_threshold_scale=scale)
 
 
 @pytest.mark.parametrize("name", ["Parallel", "+UseParallelGC", "Parallel GC", "-XX:+UseZGC", "ConcMarkSweepGC"])
