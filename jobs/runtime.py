@@ -44,10 +44,14 @@ CHOOSES_A_COLLECTOR = re.compile(rf"-XX:\+Use(?:{'|'.join(JVM_COLLECTORS)})\b")
 JVM_OPTION_VARIABLES = ("JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
 # HotSpot's defaults (the same on Java 17 to 25) of the thresholds flink.local_c2_threshold_scale multiplies: calls
-# before C2 compiles a method, calls if its loops also ran long, and calls plus loop iterations.
+# before C2 compiles a method, calls if its loops also ran long, and calls plus loop iterations. These rather than
+# -XX:CompileThresholdScaling, which also keeps methods interpreted longer before C1 (a slower drain when tried).
 C2_THRESHOLD_DEFAULTS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationThreshold": 600,
                          "Tier4CompileThreshold": 15000}  # fmt: skip
-SETS_A_C2_THRESHOLD = re.compile(rf"-XX:(?:{'|'.join(C2_THRESHOLD_DEFAULTS)})=")
+# Options that set when C2 compiles, wherever the JVM takes them from: the JVM reads JAVA_TOOL_OPTIONS and
+# JDK_JAVA_OPTIONS before the command line, whose options would override theirs, and CompileThresholdScaling
+# multiplies whatever thresholds are set. Any one of them, and the caller's choice stands alone, not mixed with ours.
+SETS_A_C2_THRESHOLD = re.compile(rf"-XX:(?:{'|'.join([*C2_THRESHOLD_DEFAULTS, 'CompileThresholdScaling'])})=")
 
 
 def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:

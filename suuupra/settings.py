@@ -282,13 +282,14 @@ class FlinkSettings(BaseModel):
     # concurrent refinement, and the job stores references on every record (heap state, buffers): in alternating
     # runs it used less CPU per event and drained faster (docs/benchmarks.md, "Garbage collector").
     local_gc: str | None = "ParallelGC"
-    # How many times HotSpot's default number of calls a method of that JVM makes before C2, the optimizing JIT
-    # compiler, compiles it (its -XX:Tier4*Threshold options); 1: HotSpot's defaults. The same JVM plans the job
-    # (Calcite) and generates its code (Janino) at start, and C2 went on compiling those merely warm methods well into
-    # a backlog's drain, about a core of 2 busy with it; at ten times, the JIT used a third less CPU per event in
-    # alternating runs (docs/benchmarks.md, "C2 thresholds"), and a method called for every record still passes the
-    # threshold within its first 50,000 calls. Unless the JVM's options set one of those thresholds themselves.
-    local_c2_threshold_scale: int = Field(default=10, ge=1)
+    # How many times HotSpot's default number of calls to a method of that JVM it waits for before C2, the optimizing
+    # JIT compiler, compiles it (its -XX:Tier4*Threshold options), unless the JVM's options set when C2 compiles
+    # themselves; 1: HotSpot's defaults. The same JVM plans the job (Calcite) and generates its code (Janino) at start,
+    # and C2 went on compiling those merely warm methods well into a backlog's drain, its thread busy throughout: at
+    # ten times, the JIT used 40 % less CPU per event in alternating runs of the analytics job (docs/benchmarks.md,
+    # "C2 thresholds"). A method called for every record reaches C2 ten times later in wall time too: within a
+    # second of a backlog's drain, after minutes at a few hundred records per second.
+    local_c2_threshold_scale: int = Field(default=10, ge=1, le=1000)
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"

@@ -83,7 +83,8 @@ def test_jvm_args_that_set_a_c2_threshold_keep_hotspots_others() -> None:
 def test_a_c2_threshold_scale_of_one_keeps_hotspots_thresholds() -> None:
     report = _report_jvm(_jdk_home(), SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE="1")
     assert report["c2_thresholds"] == C2_THRESHOLD_DEFAULTS
-    assert not [option for option in report["arguments"] if option.startswith("-XX:Tier4")]  # type: ignore[attr-defined]
+    arguments: list[str] = report["arguments"]  # type: ignore[assignment]
+    assert not [option for option in arguments if option.startswith("-XX:Tier4")]
 
 
 def test_jvm_args_that_choose_a_collector_keep_it() -> None:
@@ -120,20 +121,27 @@ def test_a_collector_chosen_in_any_of_the_jvms_option_variables_keeps_it(variabl
 
 
 @pytest.mark.parametrize("variable", ["JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"])
-def test_a_c2_threshold_set_in_any_of_the_jvms_option_variables_keeps_hotspots_others(variable: str) -> None:
-    # JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS come before the command line, whose options would override theirs.
+@pytest.mark.parametrize(
+    "option",
+    ["-XX:Tier4CompileThreshold=20000", "-XX:Tier4MinInvocationThreshold=100", "-XX:CompileThresholdScaling=0.5"],
+)
+def test_when_c2_compiles_set_in_any_option_variable_keeps_hotspots_others(variable: str, option: str) -> None:
+    # JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS come before the command line, whose options would override theirs, and
+    # CompileThresholdScaling would multiply ours.
     flink = FlinkSettings(java_home=None, local_gc=None, local_c2_threshold_scale=10)
-    assert local_jvm_options(flink, {}) == (
-        "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000"
-    )
-    assert local_jvm_options(flink, {variable: "-XX:Tier4CompileThreshold=20000"}) == (
-        "-XX:Tier4CompileThreshold=20000" if variable == "JVM_ARGS" else ""
+    ours = "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000"
+    assert local_jvm_options(flink, {}) == ours
+    assert local_jvm_options(flink, {"JVM_ARGS": "-Xmx2g"}) == f"{ours} -Xmx2g"
+    assert local_jvm_options(flink, {variable: f"-Xss1m {option}"}) == (
+        f"-Xss1m {option}" if variable == "JVM_ARGS" else ""
     )
 
 
-@pytest.mark.parametrize("scale", [0, -10])
-def test_a_c2_threshold_scale_below_one_is_refused(scale: int) -> None:
-    with pytest.raises(ValueError, match="greater than or equal to 1"):
+@pytest.mark.parametrize(("scale", "message"), [(0, "greater than or equal to 1"), (-10, "greater than or equal to 1"),
+                                               (1001, "less than or equal to 1000")])  # fmt: skip
+def test_a_c2_threshold_scale_outside_1_to_1000_is_refused(scale: int, message: str) -> None:
+    # Much more and HotSpot's Tier4CompileThreshold overflows: the JVM would not start at all.
+    with pytest.raises(ValueError, match=message):
         FlinkSettings(local_c2_threshold_scale=scale)
 
 
