@@ -83,7 +83,21 @@ final class SessionsOperator extends AbstractStreamOperator<RowData>
         public long[][] watched = new long[0][];
     }
 
-    private record Pending(String user, long start) {}
+    /**
+     * A session changed in the current interval. Its own equals and hashCode: a record's generated ones go through
+     * method handles, which a profile showed not inlined here, once per click (1.8 % of the analytics job's samples).
+     */
+    private record Pending(String user, long start) {
+        @Override
+        public boolean equals(Object other) {
+            return other instanceof Pending pending && start == pending.start && user.equals(pending.user);
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * user.hashCode() + Long.hashCode(start);
+        }
+    }
 
     private record Change(long end, int events, int watched, long version, int deleted) {}
 
