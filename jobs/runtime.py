@@ -45,7 +45,7 @@ JVM_OPTION_VARIABLES = ("JVM_ARGS", "FLINK_ENV_JAVA_OPTS", "JAVA_TOOL_OPTIONS", 
 
 # HotSpot's defaults (the same on Java 17 to 25) of the thresholds flink.local_c2_threshold_scale multiplies: calls
 # before C2 compiles a method, calls if its loops also ran long, and calls plus loop iterations. These rather than
-# -XX:CompileThresholdScaling, which also keeps methods interpreted longer before C1 (a slower drain when tried).
+# -XX:CompileThresholdScaling, which also keeps methods interpreted longer before C1 (no faster drain when tried).
 C2_THRESHOLD_DEFAULTS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationThreshold": 600,
                          "Tier4CompileThreshold": 15000}  # fmt: skip
 # Options that set when C2 compiles, wherever the JVM takes them from: the JVM reads JAVA_TOOL_OPTIONS and
