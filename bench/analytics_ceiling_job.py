@@ -17,7 +17,12 @@ TABLES = ("raw_events",)
 
 
 def main() -> None:
-    run_job(analytics.JOB_NAME, partial(analytics.build, tables=TABLES), sys.argv[1:])
+    run_job(
+        analytics.JOB_NAME,
+        partial(analytics.build, tables=TABLES),
+        sys.argv[1:],
+        c2_threshold_scale=analytics.C2_THRESHOLD_SCALE,
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ C2_THRESHOLD_DEFAULTS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationTh
 SETS_A_C2_THRESHOLD = re.compile(rf"-XX:(?:{'|'.join([*C2_THRESHOLD_DEFAULTS, 'CompileThresholdScaling'])})=")
 
 
-def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:
-    """JVM_ARGS for the local mini-cluster's JVM: the project's options, then the caller's JVM_ARGS (which win)."""
+def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str], c2_threshold_scale: int = 1) -> str:
+    """JVM_ARGS for the local mini-cluster's JVM: the project's options, then the caller's JVM_ARGS (which win).
+    `c2_threshold_scale`: the job's choice, unless `flink.local_c2_threshold_scale` is set."""
     options = []
     version = jdk_version(flink.java_home) if flink.java_home is not None else None
     if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:
@@ -64,20 +65,19 @@ def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str]) -> str:
     if flink.local_gc is not None and not chosen:
         options.append(f"-XX:+Use{flink.local_gc}")
     thresholds_set = any(SETS_A_C2_THRESHOLD.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
-    if flink.local_c2_threshold_scale != 1 and not thresholds_set:
-        options.extend(
-            f"-XX:{name}={default * flink.local_c2_threshold_scale}" for name, default in C2_THRESHOLD_DEFAULTS.items()
-        )
+    scale = flink.local_c2_threshold_scale or c2_threshold_scale
+    if scale != 1 and not thresholds_set:
+        options.extend(f"-XX:{name}={default * scale}" for name, default in C2_THRESHOLD_DEFAULTS.items())
     return " ".join([*options, environ.get("JVM_ARGS", "")]).strip()
 
 
-def start_local_jvm(flink: FlinkSettings) -> None:
+def start_local_jvm(flink: FlinkSettings, c2_threshold_scale: int = 1) -> None:
     """Starts this process's JVM (PyFlink's gateway, the local mini-cluster) on `flink.java_home`'s java, if set, with
     `local_jvm_options`, unless it runs already. JAVA_HOME and JVM_ARGS are set for the launch only: the processes
     this one starts later (a session cluster's scripts, `flink run`) keep their own."""
     from pyflink.java_gateway import get_gateway
 
-    launch_environment = {"JVM_ARGS": local_jvm_options(flink, os.environ)}
+    launch_environment = {"JVM_ARGS": local_jvm_options(flink, os.environ, c2_threshold_scale)}
     if flink.java_home is not None:
         launch_environment["JAVA_HOME"] = str(flink.java_home)
     before = {name: os.environ.get(name) for name in launch_environment}
@@ -92,10 +92,10 @@ def start_local_jvm(flink: FlinkSettings) -> None:
                 os.environ[name] = value
 
 
-def flink_configuration(settings: Settings, job_name: str) -> Configuration:
+def flink_configuration(settings: Settings, job_name: str, c2_threshold_scale: int = 1) -> Configuration:
     flink = settings.flink
     if runs_locally():
-        start_local_jvm(flink)
+        start_local_jvm(flink, c2_threshold_scale)
     checkpoints = settings.checkpoint_dir.resolve()
     values = {
         "pipeline.name": job_name,
@@ -146,9 +146,11 @@ def run_job(
     build: Callable[[StreamExecutionEnvironment, Settings, bool], None],
     argv: list[str] | None,
     settings: Settings | None = None,
+    c2_threshold_scale: int = 1,
 ) -> None:
     """A job's `main()`: settings from the environment (and `SUUUPRA_CONFIG`), the job wired by its `build` and run;
-    `--bounded` stops at the end the topics have when it starts. On a local mini-cluster the job's REST API is on a
+    `--bounded` stops at the end the topics have when it starts. `c2_threshold_scale`: the job's choice of when its
+    local JVM's C2 compiles (`flink.local_c2_threshold_scale`). On a local mini-cluster the job's REST API is on a
     port of its own: restarts are reported here with their cause, and `suuupra status` finds the job."""
     args = argv if argv is not None else sys.argv[1:]
     settings = settings or load_settings()
@@ -158,7 +160,7 @@ def run_job(
         env.execute(job_name)
         return
     rest_port = free_local_port()
-    env = execution_environment(settings, job_name, rest_port)
+    env = execution_environment(settings, job_name, rest_port, c2_threshold_scale)
     build(env, settings, "--bounded" in args)
     client = env.execute_async(job_name)
     job_id = str(client.get_job_id())
@@ -193,9 +195,9 @@ def runs_locally() -> bool:
 
 
 def execution_environment(
-    settings: Settings, job_name: str, local_rest_port: int | None = None
+    settings: Settings, job_name: str, local_rest_port: int | None = None, c2_threshold_scale: int = 1
 ) -> StreamExecutionEnvironment:
-    configuration = flink_configuration(settings, job_name)
+    configuration = flink_configuration(settings, job_name, c2_threshold_scale)
     if local_rest_port is not None:
         for key in ("rest.address", "rest.bind-address"):
             configuration.set_string(key, "127.0.0.1")

@@ -284,12 +284,14 @@ class FlinkSettings(BaseModel):
     local_gc: str | None = "ParallelGC"
     # How many times HotSpot's default number of calls to a method of that JVM it waits for before C2, the optimizing
     # JIT compiler, compiles it (its -XX:Tier4*Threshold options), unless the JVM's options set when C2 compiles
-    # themselves; 1: HotSpot's defaults. The same JVM plans the job (Calcite) and generates its code (Janino) at start,
-    # and C2 went on compiling those merely warm methods well into a backlog's drain, its thread busy throughout: at
-    # ten times, the JIT used 40 % less CPU per event in alternating runs of the analytics job (docs/benchmarks.md,
-    # "C2 thresholds"). A method called for every record reaches C2 ten times later in wall time too: within a
-    # second of a backlog's drain, after minutes at a few hundred records per second.
-    local_c2_threshold_scale: int = Field(default=10, ge=1, le=1000)
+    # themselves; None: the job's own choice (jobs.runtime.run_job's c2_threshold_scale: 10 for the analytics job,
+    # HotSpot's defaults, 1, for the others). The same JVM plans the job (Calcite) and generates its code (Janino) at
+    # start, and C2 went on compiling those merely warm methods well into a backlog's drain, its thread busy
+    # throughout: at ten times, the analytics job's JIT used 40 % less CPU per event in alternating runs
+    # (docs/benchmarks.md, "C2 thresholds"). But a method called for every record then reaches C2 ten times later in
+    # wall time too, minutes at a few hundred records per second: the fraud job's decision p99 went from 64-99 to
+    # 242-290 ms.
+    local_c2_threshold_scale: int | None = Field(default=None, ge=1, le=1000)
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"
@@ -351,7 +353,7 @@ class FlinkSettings(BaseModel):
     restart_reset_after_s: float = Field(default=600.0, gt=0)
     restart_jitter: float = Field(default=0.1, ge=0, le=1)
 
-    @field_validator("java_home", "local_gc", mode="before")
+    @field_validator("java_home", "local_gc", "local_c2_threshold_scale", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # SUUUPRA_FLINK__JAVA_HOME= (empty) opts out of the default: JAVA_HOME's Java, else the `java` on PATH;

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.analytics import C2_THRESHOLD_SCALE
 from jobs.runtime import (
     C2_THRESHOLD_DEFAULTS,
     UNSAFE_MEMORY_ACCESS_CHECKED_SINCE,
@@ -27,8 +28,8 @@ REPORT_JVM = """
 from pyflink.java_gateway import get_gateway
 from jobs.runtime import execution_environment
 from suuupra.settings import load_settings
-execution_environment(load_settings(), "jvm-probe")
 import json, os
+execution_environment(load_settings(), "jvm-probe", c2_threshold_scale=int(os.environ.get("PROBE_C2_SCALE", "1")))
 jvm = get_gateway().jvm
 management = jvm.java.lang.management.ManagementFactory
 hotspot = management.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
@@ -71,17 +72,29 @@ def test_a_jobs_local_mini_cluster_runs_on_the_configured_jdk_whatever_java_home
     # The default collector (flink.local_gc) is the parallel one: its young and old generation collectors.
     assert "-XX:+UseParallelGC" in report["arguments"]  # type: ignore[operator]
     assert sorted(report["collectors"]) == ["PS MarkSweep", "PS Scavenge"]  # type: ignore[call-overload]
-    # C2 compiles a method after ten times HotSpot's default number of calls (flink.local_c2_threshold_scale).
+    # A job that does not choose when C2 compiles gets HotSpot's thresholds.
+    assert report["c2_thresholds"] == C2_THRESHOLD_DEFAULTS
+
+
+def test_c2_compiles_after_the_jobs_choice_of_calls() -> None:
+    # The analytics job's choice (jobs/analytics.py), made the way its main() makes it.
+    report = _report_jvm(_jdk_home(), PROBE_C2_SCALE=str(C2_THRESHOLD_SCALE))
+    assert C2_THRESHOLD_SCALE == 10
     assert report["c2_thresholds"] == {name: 10 * default for name, default in C2_THRESHOLD_DEFAULTS.items()}
 
 
 def test_jvm_args_that_set_a_c2_threshold_keep_hotspots_others() -> None:
-    report = _report_jvm(_jdk_home(), JVM_ARGS="-XX:Tier4InvocationThreshold=7000")
+    report = _report_jvm(_jdk_home(), PROBE_C2_SCALE="10", JVM_ARGS="-XX:Tier4InvocationThreshold=7000")
     assert report["c2_thresholds"] == {**C2_THRESHOLD_DEFAULTS, "Tier4InvocationThreshold": 7000}
 
 
+def test_the_setting_overrides_the_jobs_choice() -> None:
+    report = _report_jvm(_jdk_home(), PROBE_C2_SCALE="10", SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE="3")
+    assert report["c2_thresholds"] == {name: 3 * default for name, default in C2_THRESHOLD_DEFAULTS.items()}
+
+
 def test_a_c2_threshold_scale_of_one_keeps_hotspots_thresholds() -> None:
-    report = _report_jvm(_jdk_home(), SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE="1")
+    report = _report_jvm(_jdk_home(), PROBE_C2_SCALE="10", SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE="1")
     assert report["c2_thresholds"] == C2_THRESHOLD_DEFAULTS
     arguments: list[str] = report["arguments"]  # type: ignore[assignment]
     assert not [option for option in arguments if option.startswith("-XX:Tier4")]
@@ -128,11 +141,13 @@ def test_a_collector_chosen_in_any_of_the_jvms_option_variables_keeps_it(variabl
 def test_when_c2_compiles_set_in_any_option_variable_keeps_hotspots_others(variable: str, option: str) -> None:
     # JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS come before the command line, whose options would override theirs, and
     # CompileThresholdScaling would multiply ours.
-    flink = FlinkSettings(java_home=None, local_gc=None, local_c2_threshold_scale=10)
+    flink = FlinkSettings(java_home=None, local_gc=None)
     ours = "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000"
-    assert local_jvm_options(flink, {}) == ours
-    assert local_jvm_options(flink, {"JVM_ARGS": "-Xmx2g"}) == f"{ours} -Xmx2g"
-    assert local_jvm_options(flink, {variable: f"-Xss1m {option}"}) == (
+    assert local_jvm_options(flink, {}) == ""
+    assert local_jvm_options(flink, {}, 10) == ours
+    assert local_jvm_options(flink, {"JVM_ARGS": "-Xmx2g"}, 10) == f"{ours} -Xmx2g"
+    assert local_jvm_options(flink.model_copy(update={"local_c2_threshold_scale": 1}), {}, 10) == ""
+    assert local_jvm_options(flink, {variable: f"-Xss1m {option}"}, 10) == (
         f"-Xss1m {option}" if variable == "JVM_ARGS" else ""
     )
 
