@@ -357,7 +357,7 @@ class FlinkSettings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # SUUUPRA_FLINK__JAVA_HOME= (empty) opts out of the default: JAVA_HOME's Java, else the `java` on PATH;
-        # SUUUPRA_FLINK__LOCAL_GC= the JVM's own collector.
+        # SUUUPRA_FLINK__LOCAL_GC= the JVM's own collector; SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE= each job's choice.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("local_gc")

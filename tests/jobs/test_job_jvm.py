@@ -1,9 +1,11 @@
 """`flink.java_home` chooses the JDK of the local mini-cluster a job's process starts, whatever JAVA_HOME says;
-`flink.local_gc` its collector and `flink.local_c2_threshold_scale` when C2 compiles, unless the JVM's options choose;
-the processes it starts later (a session cluster's scripts, `flink run`) still see its JAVA_HOME and JVM_ARGS."""
+`flink.local_gc` its collector, and the job (or `flink.local_c2_threshold_scale`) when C2 compiles, unless the JVM's
+options choose; the processes it starts later (a session cluster's scripts, `flink run`) still see its JAVA_HOME and
+JVM_ARGS."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs import runtime
 from jobs.analytics import C2_THRESHOLD_SCALE
 from jobs.runtime import (
     C2_THRESHOLD_DEFAULTS,
@@ -81,6 +84,24 @@ def test_c2_compiles_after_the_jobs_choice_of_calls() -> None:
     report = _report_jvm(_jdk_home(), PROBE_C2_SCALE=str(C2_THRESHOLD_SCALE))
     assert C2_THRESHOLD_SCALE == 10
     assert report["c2_thresholds"] == {name: 10 * default for name, default in C2_THRESHOLD_DEFAULTS.items()}
+
+
+@pytest.mark.parametrize(("job", "scale"), [("analytics", 10), ("fraud", 1), ("features", 1)])
+def test_each_jobs_main_makes_its_choice_of_when_c2_compiles(
+    job: str, scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backlog's drain is the analytics job's hardest moment; the fraud job decides a few hundred payments a second,
+    # whose per-payment methods would reach C2 only after minutes at ten times (docs/benchmarks.md, "C2 thresholds").
+    chosen: dict[str, int] = {}
+
+    def run_job(
+        job_name: str, build: object, argv: object, settings: object = None, c2_threshold_scale: int = 1
+    ) -> None:
+        chosen[job_name] = c2_threshold_scale
+
+    monkeypatch.setattr(runtime, "run_job", run_job)
+    importlib.import_module(f"jobs.{job}").main([])
+    assert chosen == {job: scale}
 
 
 def test_jvm_args_that_set_a_c2_threshold_keep_hotspots_others() -> None:
