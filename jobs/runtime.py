@@ -65,7 +65,7 @@ def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str], c2_thres
     if flink.local_gc is not None and not chosen:
         options.append(f"-XX:+Use{flink.local_gc}")
     thresholds_set = any(SETS_A_C2_THRESHOLD.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
-    scale = flink.local_c2_threshold_scale or c2_threshold_scale
+    scale = c2_threshold_scale if flink.local_c2_threshold_scale is None else flink.local_c2_threshold_scale
     if scale != 1 and not thresholds_set:
         options.extend(f"-XX:{name}={default * scale}" for name, default in C2_THRESHOLD_DEFAULTS.items())
     return " ".join([*options, environ.get("JVM_ARGS", "")]).strip()

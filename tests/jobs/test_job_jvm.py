@@ -137,7 +137,7 @@ def test_an_empty_local_gc_leaves_the_collector_to_the_jvm() -> None:
 
 
 def test_the_local_jvm_options_put_the_callers_last() -> None:
-    flink = FlinkSettings(java_home=None, local_gc="ZGC", local_c2_threshold_scale=1)
+    flink = FlinkSettings(java_home=None, local_gc="ZGC")
     assert local_jvm_options(flink, {"JVM_ARGS": "-Xmx2g"}) == "-XX:+UseZGC -Xmx2g"
     assert local_jvm_options(flink, {}) == "-XX:+UseZGC"
     assert local_jvm_options(flink.model_copy(update={"local_gc": None}), {}) == ""
