@@ -15,7 +15,14 @@ from pyflink.datastream import StreamExecutionEnvironment
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.job_metrics import serve_job_metrics
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
-from suuupra.settings import JVM_COLLECTORS, FlinkSettings, Settings, jdk_version, load_settings
+from suuupra.settings import (
+    C2_THRESHOLD_SCALE_MAX,
+    JVM_COLLECTORS,
+    FlinkSettings,
+    Settings,
+    jdk_version,
+    load_settings,
+)
 
 
 class JobSetupError(RuntimeError):
@@ -65,6 +72,11 @@ def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str], c2_thres
     if flink.local_gc is not None and not chosen:
         options.append(f"-XX:+Use{flink.local_gc}")
     thresholds_set = any(SETS_A_C2_THRESHOLD.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
+    if not 1 <= c2_threshold_scale <= C2_THRESHOLD_SCALE_MAX:
+        raise JobSetupError(
+            f"a job's c2_threshold_scale is {c2_threshold_scale}: it multiplies HotSpot's C2 thresholds, from 1 "
+            f"(theirs) to {C2_THRESHOLD_SCALE_MAX}; flink.local_c2_threshold_scale overrides it"
+        )
     scale = c2_threshold_scale if flink.local_c2_threshold_scale is None else flink.local_c2_threshold_scale
     if scale != 1 and not thresholds_set:
         options.extend(f"-XX:{name}={default * scale}" for name, default in C2_THRESHOLD_DEFAULTS.items())

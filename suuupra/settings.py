@@ -225,6 +225,8 @@ JVM_DIR = Path("/usr/lib/jvm")
 JOB_JAVA_VERSIONS = range(21, 26)
 # HotSpot's collectors, each chosen by its -XX:+Use<name> option (flink.local_gc names one).
 JVM_COLLECTORS = ("SerialGC", "ParallelGC", "G1GC", "ZGC", "ShenandoahGC", "EpsilonGC")
+# Much more and HotSpot's Tier4CompileThreshold overflows: the JVM would not start at all.
+C2_THRESHOLD_SCALE_MAX = 1000
 
 
 def jdk_version(home: Path) -> int | None:
@@ -291,7 +293,7 @@ class FlinkSettings(BaseModel):
     # (docs/benchmarks.md, "C2 thresholds"). But a method called for every record then reaches C2 ten times later in
     # wall time too, minutes at a few hundred records per second: the fraud job's decision p99 went from 64-99 to
     # 242-290 ms.
-    local_c2_threshold_scale: int | None = Field(default=None, ge=1, le=1000)
+    local_c2_threshold_scale: int | None = Field(default=None, ge=1, le=C2_THRESHOLD_SCALE_MAX)
     jobmanager: str = "127.0.0.1:8081"
     # Jobs resume from their group's committed offsets (earliest when the group is new).
     consumer_group_prefix: str = "suuupra"
@@ -584,8 +586,13 @@ def environment_overrides(settings: Settings, *sections: str) -> dict[str, str]:
     """The given sections as `SUUUPRA_*` variables, so a child process (a job, `flink run`) loads the same values."""
     overrides: dict[str, str] = {}
     for section in sections:
-        for key, value in getattr(settings, section).model_dump(exclude_none=True).items():
-            if isinstance(value, SecretStr):
+        values = getattr(settings, section)
+        for key, value in values.model_dump().items():
+            if value is None:
+                if type(values).model_fields[key].get_default(call_default_factory=True) is None:
+                    continue  # the child's default is None too
+                value = ""  # the fields that may be None with another default read an empty variable as None
+            elif isinstance(value, SecretStr):
                 value = value.get_secret_value()
             overrides[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = str(value)
     return overrides

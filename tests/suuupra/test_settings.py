@@ -133,3 +133,23 @@ def test_installed_jdks_lists_each_jdk_once_whatever_links_name_it(
     (tmp_path / "java-1.17.0-openjdk-amd64").symlink_to(tmp_path / "java-17-openjdk-amd64")  # as Debian links it
     # The link sorts first, so it names the JDK; a release file without a version is listed, with None.
     assert installed_jdks() == {tmp_path / "java-1.17.0-openjdk-amd64": 17, tmp_path / "mystery": None}
+
+
+def test_a_child_process_loads_the_values_the_parent_set_none_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A job started by the CLI or a test reads its settings from SUUUPRA_* variables: every value the parent holds,
+    # None too where the field's default is something else (the JVM's own collector, its own C2 thresholds, no
+    # project JDK), must come back as it was.
+    settings = load_settings(profile="local")
+    flink = settings.flink.model_copy(update={"local_gc": None, "local_c2_threshold_scale": 3, "java_home": None})
+    parent = settings.model_copy(update={"flink": flink})
+    overrides = settings_module.environment_overrides(parent, "flink", "clickhouse", "topics")
+    assert overrides["SUUUPRA_FLINK__LOCAL_GC"] == ""
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    child = load_settings(profile="local")
+    assert child.flink == parent.flink
+    assert child.clickhouse == parent.clickhouse
+    assert child.topics == parent.topics
+    # Back to a value: the child takes it.
+    monkeypatch.setenv("SUUUPRA_FLINK__LOCAL_GC", "G1GC")
+    assert load_settings(profile="local").flink.local_gc == "G1GC"
