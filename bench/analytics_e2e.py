@@ -14,9 +14,12 @@ their registry subjects and a services schema (`suuupra.isolation`), one migrate
 (SUUUPRA_FLINK__PARALLELISM among them) with its own FLINK_LOG_DIR, and is killed (SIGKILL to the group) when its
 part is done; `--logs DIR` keeps the job's output and Flink log.
 
-(a) Sustained throughput, once per `--parallelism` value (default 1 and 2). `--events` simulator events (the usual
-mix of `--users` users, out-of-order and late events included, event times ending two minutes before now) are
-produced once, before any job starts; the job reads every topic it reads in production
+(a) Sustained throughput, once per `--parallelism` value (default 1 and 2). `--events` simulator events (4,000,000 by
+default, about 49 hours of event time; the usual mix of `--users` users, out-of-order and late events included, event
+times ending two minutes before now) are produced once, before any job starts. A drain of 2,000,000 lasts about 20 s,
+and the JIT compiler spent about half a core through its first half compiling the job's per-record code: twice the
+backlog shows more of the rate the job sustains once compiled, and the JIT figures below show how much of each drain
+was warm-up; the job reads every topic it reads in production
 (`jobs.analytics.source_topics`: clickstream, commerce, payment, user, content), so every event except the ledger's
 must end up as a row of `raw_events`. Each run is a fresh job with its own database and consumer group on that same
 backlog. Every `--sample-s` the script reads the row count of `raw_events` and the lag of the job's consumer group
@@ -1322,7 +1325,10 @@ def print_latency(latency: LatencyRun, rate: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=2_000_000, help="backlog size for (a) and (b) (0: skip both)")
+    parser.add_argument(
+        "--events", type=int, default=4_000_000,
+        help="backlog size for (a) and (b) (0: skip both); the issue asks for at least 2,000,000",
+    )  # fmt: skip
     parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2], help="one job run per value")
     parser.add_argument("--no-quix", action="store_true", help="skip (b), the Quix Streams peer")
     parser.add_argument("--no-raw-only", action="store_true", help="skip (a2), the job writing raw_events alone")
