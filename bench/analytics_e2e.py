@@ -1,6 +1,6 @@
 """End-to-end figures of the analytics job (issue 8): Kafka Avro -> PyFlink local mini-cluster -> ClickHouse.
 
-    .venv/bin/python bench/analytics_e2e.py                                  # the full run (several minutes)
+    .venv/bin/python bench/analytics_e2e.py                                  # the full run (about 20 minutes)
     .venv/bin/python bench/analytics_e2e.py --events 200000 --seconds 15     # a quick run while developing
     .venv/bin/python bench/analytics_e2e.py --parallelism 2 --no-quix --seconds 0   # throughput at parallelism 2
     .venv/bin/python bench/analytics_e2e.py --events 0 --rate 10000          # latency only, at another rate

@@ -74,8 +74,8 @@ def local_jvm_options(flink: FlinkSettings, environ: Mapping[str, str], c2_thres
     thresholds_set = any(SETS_A_C2_THRESHOLD.search(environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES)
     if not 1 <= c2_threshold_scale <= C2_THRESHOLD_SCALE_MAX:
         raise JobSetupError(
-            f"a job's c2_threshold_scale is {c2_threshold_scale}: it multiplies HotSpot's C2 thresholds, from 1 "
-            f"(theirs) to {C2_THRESHOLD_SCALE_MAX}; flink.local_c2_threshold_scale overrides it"
+            f"the job's c2_threshold_scale is {c2_threshold_scale}: it multiplies HotSpot's C2 thresholds, from 1 "
+            f"(theirs) to {C2_THRESHOLD_SCALE_MAX}; fix the value the job's main() passes to run_job"
         )
     scale = c2_threshold_scale if flink.local_c2_threshold_scale is None else flink.local_c2_threshold_scale
     if scale != 1 and not thresholds_set:

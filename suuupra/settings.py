@@ -312,7 +312,7 @@ class FlinkSettings(BaseModel):
     # the watermark. A partition with records still to read gets some in every round of Kafka fetches, at most
     # `source_partition_fetch_bytes` of each partition: between two of its batches the subtask reads at most about
     # two batches of each other partition, some 75,000-125,000 of this platform's events with the 36 partitions of
-    # the local topics. None: never idle.
+    # the local topics. None (or set empty): never idle.
     partition_idle_after_records: int | None = Field(default=300_000, gt=0)
     # The Kafka source's `max.partition.fetch.bytes` (Kafka's default is 1 MiB): what a partition hands over per
     # fetch, so what `partition_idle_after_records` must stay well above. 128 KiB measured raw-event latencies of
@@ -355,11 +355,13 @@ class FlinkSettings(BaseModel):
     restart_reset_after_s: float = Field(default=600.0, gt=0)
     restart_jitter: float = Field(default=0.1, ge=0, le=1)
 
-    @field_validator("java_home", "local_gc", "local_c2_threshold_scale", mode="before")
+    @field_validator("java_home", "local_gc", "local_c2_threshold_scale", "partition_idle_after_records", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # SUUUPRA_FLINK__JAVA_HOME= (empty) opts out of the default: JAVA_HOME's Java, else the `java` on PATH;
-        # SUUUPRA_FLINK__LOCAL_GC= the JVM's own collector; SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE= each job's choice.
+        # SUUUPRA_FLINK__LOCAL_GC= the JVM's own collector; SUUUPRA_FLINK__LOCAL_C2_THRESHOLD_SCALE= each job's choice;
+        # SUUUPRA_FLINK__PARTITION_IDLE_AFTER_RECORDS= never idle. environment_overrides relies on it: every field
+        # that may be None and defaults to something else reads an empty variable as None.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("local_gc")
@@ -594,6 +596,8 @@ def environment_overrides(settings: Settings, *sections: str) -> dict[str, str]:
                 value = ""  # the fields that may be None with another default read an empty variable as None
             elif isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            elif isinstance(value, list | tuple | dict):
+                value = json.dumps(value)  # how pydantic-settings reads a complex field from the environment
             overrides[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = str(value)
     return overrides
 

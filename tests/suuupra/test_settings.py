@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from suuupra import settings as settings_module
 from suuupra.cli.platform_cmd import kafka_shape
@@ -136,20 +138,37 @@ def test_installed_jdks_lists_each_jdk_once_whatever_links_name_it(
 
 
 def test_a_child_process_loads_the_values_the_parent_set_none_included(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A job started by the CLI or a test reads its settings from SUUUPRA_* variables: every value the parent holds,
-    # None too where the field's default is something else (the JVM's own collector, its own C2 thresholds, no
-    # project JDK), must come back as it was.
+    # A job started by the CLI or a test reads its settings from SUUUPRA_* variables: every value the parent holds
+    # must come back as it was, None too where the field's default is something else (the JVM's own collector, no
+    # project JDK, partitions never idle ...): every such field of every section, whichever fields those are.
     settings = load_settings(profile="local")
-    flink = settings.flink.model_copy(update={"local_gc": None, "local_c2_threshold_scale": 3, "java_home": None})
-    parent = settings.model_copy(update={"flink": flink})
-    overrides = settings_module.environment_overrides(parent, "flink", "clickhouse", "topics")
+    sections = list(type(settings).model_fields)
+    changed: dict[str, object] = {}
+    nones: list[str] = []
+    for section in sections:
+        values = getattr(settings, section)
+        if not isinstance(values, BaseModel):
+            continue
+        update = {
+            name: None
+            for name, field in type(values).model_fields.items()
+            if _allows_none(field.annotation) and field.get_default(call_default_factory=True) is not None
+        }
+        nones += [f"{section}.{name}" for name in update]
+        changed[section] = values.model_copy(update=update)
+    assert "flink.local_gc" in nones and "flink.partition_idle_after_records" in nones
+    parent = settings.model_copy(update=changed)
+    overrides = settings_module.environment_overrides(parent, *changed)
     assert overrides["SUUUPRA_FLINK__LOCAL_GC"] == ""
     for name, value in overrides.items():
         monkeypatch.setenv(name, value)
     child = load_settings(profile="local")
-    assert child.flink == parent.flink
-    assert child.clickhouse == parent.clickhouse
-    assert child.topics == parent.topics
+    for section in changed:
+        assert getattr(child, section) == getattr(parent, section), section
     # Back to a value: the child takes it.
     monkeypatch.setenv("SUUUPRA_FLINK__LOCAL_GC", "G1GC")
     assert load_settings(profile="local").flink.local_gc == "G1GC"
+
+
+def _allows_none(annotation: object) -> bool:
+    return type(None) in typing.get_args(annotation)
