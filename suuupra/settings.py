@@ -597,7 +597,7 @@ def environment_overrides(settings: Settings, *sections: str) -> dict[str, str]:
             elif isinstance(value, SecretStr):
                 value = value.get_secret_value()
             elif isinstance(value, list | tuple | dict):
-                value = json.dumps(value)  # how pydantic-settings reads a complex field from the environment
+                value = json.dumps(value, default=str)  # how pydantic-settings reads a complex field (paths as text)
             overrides[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = str(value)
     return overrides
 
