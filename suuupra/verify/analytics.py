@@ -8,6 +8,7 @@ with what ClickHouse holds, table by table (`suuupra verify analytics`, and the 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -130,7 +131,13 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
     late_events = {
         (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, lateness) for e, lateness in late
     }
-    raw_events = {(e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset) for e in events}
+    envelope = set(default_catalog().envelope_fields)
+    raw_events = {
+        (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, e.time, e.value["user_id"],
+         e.value["correlation_id"], e.value["producer"],
+         canonical_json({name: value for name, value in e.value.items() if name not in envelope}))
+        for e in events
+    }  # fmt: skip
     return {
         "content_minute": content_minute,
         "registrations_minute": registrations_minute,
@@ -155,7 +162,8 @@ ACTUAL_QUERIES = {
     "FROM {db}.user_sessions FINAL WHERE deleted = 0",
     "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset, lateness_ms "
     "FROM {db}.late_events FINAL",
-    "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset FROM {db}.raw_events FINAL",
+    "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset, event_time_ms, user_id, "
+    "correlation_id, producer, payload FROM {db}.raw_events FINAL",
     "content_dim": "SELECT content_id, course_id, title, course_title, revision FROM {db}.content_dim FINAL",
 }
 
@@ -178,8 +186,16 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
         ]
 
 
+def canonical_json(value: Any) -> str:
+    """JSON as raw_events.payload holds it (sorted keys, no spaces, UTF-8 text). A payload read back goes through
+    this again, so a number the JVM writes otherwise (1.0E-4 for 0.0001) compares by its value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def actual_tables(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:
-    return {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
+    tables = {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
+    tables["raw_events"] = {(*row[:-1], canonical_json(json.loads(row[-1]))) for row in tables["raw_events"]}
+    return tables
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,22 @@ def _environment(settings: Settings) -> dict[str, str]:
 IMPOSSIBLE_TIMES = (7_258_118_400_000, 1_000)  # 2200-01-01 and one second into 1970, epoch ms
 
 
+# Text JSON must escape, or carry as multi-byte UTF-8: raw_events.payload must hold it as the producer sent it, in a
+# top-level string, a map's key and value, and an array's item.
+AWKWARD_TEXT = 'say "hi" \\ back\\slash\ttab\nline\x01ctl\x7f é 漢字 😀'
+
+
+def _with_awkward_text(event_type: str, value: dict[str, Any]) -> None:
+    field = {"clickstream.session_started": "user_agent", "order.created": "coupon_code",
+             "user.registered": "display_name", "clickstream.search_performed": "query"}.get(event_type)  # fmt: skip
+    if field:
+        value[field] = AWKWARD_TEXT
+    if event_type == "clickstream.search_performed":
+        value["filters"] = {**value["filters"], AWKWARD_TEXT: AWKWARD_TEXT}
+    if event_type == "content.published":
+        value["tags"] = [*value["tags"], AWKWARD_TEXT]
+
+
 def journeys(seed: int, start_ms: int = START) -> SimulationProfile:
     """The simulation `_publish` sends: out-of-order and late events among 60 users."""
     return SimulationProfile(seed=seed, start_time_ms=start_ms, users=60, out_of_order_share=0.08, late_share=0.03)
@@ -45,6 +61,8 @@ def _publish(settings: Settings, count: int, seed: int, start_ms: int = START) -
     read_by_job = set(source_topics(settings))
     malformed = 0
     for index, event in enumerate(generate(journeys(seed, start_ms), count)):
+        if index % 3 == 0:
+            _with_awkward_text(event.event_type, event.value)
         topic = publisher.publish(event.value)
         if index % 200 == 7 and topic in read_by_job:
             schema = publisher.catalog.schema_for(event.event_type).schema
