@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.clickhouse.backend import ClickHouseError
@@ -40,7 +41,9 @@ def analytics(ctx: typer.Context) -> None:
     console.print(table)
     different = [check for check in checks if not check.equal]
     for check in different:
-        console.print(f"[red]{check.table}[/]: e.g. missing {check.missing[:2]}, extra {check.extra[:2]}")
+        # Rows hold producers' text: printed as it is, never read as markup.
+        console.print(f"[red]{check.table}[/]: e.g. missing {escape(str(check.missing[:2]))}, "
+                      f"extra {escape(str(check.extra[:2]))}")  # fmt: skip
     if different:
         raise typer.Exit(1)
     console.print("every table equals the independent computation")

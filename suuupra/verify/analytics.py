@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,8 +134,8 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
     }
     envelope = set(default_catalog().envelope_fields)
     raw_events = {
-        (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, e.time, e.value["user_id"],
-         e.value["correlation_id"], e.value["producer"],
+        (e.value["event_id"], e.value["event_type"], _utc(e.time), e.time, e.value["user_id"],
+         e.value["correlation_id"], e.value["producer"], e.topic, e.partition, e.offset,
          canonical_json({name: value for name, value in e.value.items() if name not in envelope}))
         for e in events
     }  # fmt: skip
@@ -162,8 +163,9 @@ ACTUAL_QUERIES = {
     "FROM {db}.user_sessions FINAL WHERE deleted = 0",
     "late_events": "SELECT event_id, event_type, topic, partition, kafka_offset, lateness_ms "
     "FROM {db}.late_events FINAL",
-    "raw_events": "SELECT event_id, event_type, topic, partition, kafka_offset, event_time_ms, user_id, "
-    "correlation_id, producer, payload FROM {db}.raw_events FINAL",
+    # Every column; the payload last (actual_tables reads it as JSON).
+    "raw_events": "SELECT event_id, event_type, event_time, event_time_ms, user_id, correlation_id, producer, topic, "
+    "partition, kafka_offset, payload FROM {db}.raw_events FINAL",
     "content_dim": "SELECT content_id, course_id, title, course_title, revision FROM {db}.content_dim FINAL",
 }
 
@@ -176,9 +178,10 @@ def source_topics(settings: Settings) -> list[str]:
 
 def kafka_events(settings: Settings) -> list[KafkaEvent]:
     """Every event of the job's topics the job accepts, read to their current end: readable and a possible event of
-    its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them)."""
+    its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them). Read as
+    the job reads them, with their writer's fields (raw_events.payload holds those)."""
     acceptance = Acceptance(settings, default_catalog())
-    with event_consumer(settings, source_topics(settings), read_only=True) as consumer:
+    with event_consumer(settings, source_topics(settings), read_only=True, as_written=True) as consumer:
         return [
             KafkaEvent(record.topic, record.partition, record.offset, to_wire(record.value))
             for record in consumer.read_to_end()
@@ -187,14 +190,39 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
 
 
 def canonical_json(value: Any) -> str:
-    """JSON as raw_events.payload holds it (sorted keys, no spaces, UTF-8 text). A payload read back goes through
-    this again, so a number the JVM writes otherwise (1.0E-4 for 0.0001) compares by its value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON as raw_events.payload holds it: sorted keys, no spaces (ClickHouse's visitParamExtract* finds only
+    `"key":value`), UTF-8 text, null for a number JSON cannot hold, as the JVM writes it."""
+    return json.dumps(_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return isinstance(value, float)
+
+
+def _stored_payload(text: str) -> str:
+    """A payload read back, to compare with canonical_json's: as it is, byte for byte, unless it holds a double, which
+    the JVM writes as Java does (3.0E-4 for 0.0003): then by value."""
+    value = json.loads(text)
+    return canonical_json(value) if _has_float(value) else text
 
 
 def actual_tables(backend: ClickHouseBackend, database: str) -> dict[str, set[tuple[Any, ...]]]:
     tables = {table: set(backend.query(sql.format(db=database)).rows) for table, sql in ACTUAL_QUERIES.items()}
-    tables["raw_events"] = {(*row[:-1], canonical_json(json.loads(row[-1]))) for row in tables["raw_events"]}
+    tables["raw_events"] = {(*row[:-1], _stored_payload(row[-1])) for row in tables["raw_events"]}
     return tables
 
 
