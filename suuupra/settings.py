@@ -482,6 +482,11 @@ class PathSettings(BaseModel):
         return self.data_dir / "log"
 
     @property
+    def jvm_temp_dir(self) -> Path:
+        """Local job JVMs' temporary files, a folder per process (jobs/runtime.py local_temp_dir)."""
+        return self.data_dir / "tmp"
+
+    @property
     def flink_jars(self) -> Path:
         return self.lib_dir / "flink"
 

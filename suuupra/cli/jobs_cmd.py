@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -60,7 +61,28 @@ def run(
         os.environ["SUUUPRA_FLINK__RESTORE_FROM"] = str(path)
         console.print(f"restoring from {path}")
     console.print(f"running {name} on a local mini-cluster (checkpoints in {settings.checkpoint_dir})")
-    module.main(["--bounded"] if bounded else [])
+    # Ctrl-C raises _Stopped rather than KeyboardInterrupt, which py4j, waiting for the JVM, logs with a traceback.
+    # A run whose SIGINT is ignored (started in the background by a shell) keeps ignoring it.
+    interruptible = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if interruptible:
+        signal.signal(signal.SIGINT, _stopped)
+    try:
+        module.main(["--bounded"] if bounded else [])
+    except (_Stopped, KeyboardInterrupt):
+        console.print(f"stopped; `suuupra jobs run {name} --restore latest` goes on from its last checkpoint",
+                      soft_wrap=True)  # fmt: skip
+        raise typer.Exit(130) from None
+    finally:
+        if interruptible:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Stopped(BaseException):
+    """Ctrl-C during `jobs run`."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 @app.command("submit")

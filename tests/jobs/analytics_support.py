@@ -35,13 +35,20 @@ IMPOSSIBLE_TIMES = (7_258_118_400_000, 1_000)  # 2200-01-01 and one second into 
 
 # Text JSON must escape, or carry as multi-byte UTF-8: raw_events.payload must hold it as the producer sent it, in a
 # top-level string, a map's key and value, and an array's item.
-AWKWARD_TEXT = 'say "hi" \\ back\\slash\ttab\nline\x01ctl\x7f é 漢字 😀'
+AWKWARD_TEXT = 'say "hi" \\ back\\slash\ttab\nline\r\x00nul\x01ctl\x7f \u2028 é 漢字 😀'
+# The top-level string field it goes into, per event type. None of them is an id or an amount the job checks: the
+# event stays valid (a coupon code with no discount is one the order did not use).
+AWKWARD_FIELDS = {
+    "clickstream.session_started": "user_agent",
+    "order.created": "coupon_code",
+    "user.registered": "display_name",
+    "clickstream.search_performed": "query",
+    "content.published": "description",
+}
 
 
 def _with_awkward_text(event_type: str, value: dict[str, Any]) -> None:
-    field = {"clickstream.session_started": "user_agent", "order.created": "coupon_code",
-             "user.registered": "display_name", "clickstream.search_performed": "query"}.get(event_type)  # fmt: skip
-    if field:
+    if field := AWKWARD_FIELDS.get(event_type):
         value[field] = AWKWARD_TEXT
     if event_type == "clickstream.search_performed":
         value["filters"] = {**value["filters"], AWKWARD_TEXT: AWKWARD_TEXT}
@@ -125,15 +132,25 @@ def raw_rows(settings: Settings) -> int:
 
 
 @contextmanager
-def job_running(name: str, environment: dict[str, str], output: Path, *arguments: str) -> Iterator[None]:
+def job_running(
+    name: str, environment: dict[str, str], output: Path, *arguments: str, settings: Settings | None = None
+) -> Iterator[None]:
     """`suuupra jobs run NAME [ARGUMENTS]`, its output in `output`; afterwards the job is killed and the platform made
-    whole."""
+    whole. Given `settings`, it is stopped as a user stops it, with Ctrl-C (SIGINT): it must exit with 130, say how to
+    go on from its last checkpoint, and leave no temporary files."""
     with output.open("wb") as sink:
         job = subprocess.Popen([SUUUPRA, "jobs", "run", name, *arguments], env=environment, start_new_session=True,
                                stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         yield
+        if settings is not None:
+            os.killpg(job.pid, signal.SIGINT)
+            assert job.wait(60) == 130, output.read_text()[-3000:]
+            said = output.read_text()
+            assert f"stopped; `suuupra jobs run {name} --restore latest`" in said and "Traceback" not in said, said
+            assert not (settings.paths.jvm_temp_dir / f"jvm-{job.pid}").exists()
     finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(30)
         subprocess.run([SUUUPRA, "platform", "up"], check=False, capture_output=True, timeout=300)

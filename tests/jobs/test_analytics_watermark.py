@@ -63,7 +63,8 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
     archived = len(expected_tables(kafka_events(settings), bound_ms)["raw_events"])
 
     environment = _environment(settings)
-    with job_running("analytics", environment, tmp_path / "job.out"):
+    # Stopped with Ctrl-C, as a user stops it, and restored as its message says.
+    with job_running("analytics", environment, tmp_path / "job.out", settings=settings):
         assert wait_until(lambda: raw_rows(settings) == archived, 240, interval=0.5), raw_rows(settings)
         # Windows of the first hours are closed: their final rows are in, and the watermark is far past the probe's
         # minute. The next registration of the probe user is on time by the late rule (newer than anything of its
@@ -90,7 +91,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
         registrations = _query(settings, "SELECT toUnixTimestamp(window_start), registrations "
                                          "FROM {db}.registrations_minute FINAL")  # fmt: skip
         assert ((START + MINUTE_MS) // 1000, 1) in registrations
-        # A checkpoint after all of this, then the kill.
+        # A checkpoint after all of this, then the stop.
         taken = _latest_checkpoint(settings)
         assert wait_until(lambda: _latest_checkpoint(settings) >= taken + 2, 60, interval=0.5)
 
