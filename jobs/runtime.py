@@ -73,7 +73,8 @@ SETS_THE_TEMP_DIR = re.compile(r"-Djava\.io\.tmpdir=")
 
 def local_temp_dir(settings: Settings) -> Path:
     """This process's local JVM's temporary folder, <data_dir>/tmp/jvm-<pid>, removed when the process exits. The
-    folders of processes no longer running (killed ones) are removed first."""
+    folders of processes no longer running (killed ones) are removed first, and so is one a dead process with this
+    process's pid left (a container's processes often get the same pids run after run)."""
     root = settings.paths.jvm_temp_dir
     root.mkdir(parents=True, exist_ok=True)
     for folder in root.glob(f"{JVM_TEMP_PREFIX}*"):
@@ -81,10 +82,15 @@ def local_temp_dir(settings: Settings) -> Path:
         if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
     own = root / f"{JVM_TEMP_PREFIX}{os.getpid()}"
-    if not own.exists():
+    if own not in _TEMP_DIRS_MADE:
+        shutil.rmtree(own, ignore_errors=True)
         own.mkdir()
+        _TEMP_DIRS_MADE.add(own)
         atexit.register(shutil.rmtree, own, ignore_errors=True)
     return own
+
+
+_TEMP_DIRS_MADE: set[Path] = set()
 
 
 def _running(pid: int) -> bool:
@@ -105,7 +111,9 @@ def local_jvm_options(
     java.io.tmpdir, unless the caller's JVM options choose one."""
     options = []
     temp_dir_chosen = any(SETS_THE_TEMP_DIR.search(environ.get(name, "")) for name in JVM_OPTION_VARIABLES)
-    if temp_dir is not None and not temp_dir_chosen:
+    # PyFlink's launcher splits JVM_ARGS at whitespace: a path with a space would break the command line (the
+    # mini-cluster's own files still go there, by io.tmp.dirs).
+    if temp_dir is not None and not temp_dir_chosen and not any(char.isspace() for char in str(temp_dir)):
         options.append(f"-Djava.io.tmpdir={temp_dir}")
     version = jdk_version(flink.java_home) if flink.java_home is not None else None
     if version is not None and version >= UNSAFE_MEMORY_ACCESS_CHECKED_SINCE:

@@ -69,8 +69,8 @@ def run(
     try:
         module.main(["--bounded"] if bounded else [])
     except (_Stopped, KeyboardInterrupt):
-        console.print(f"stopped; `suuupra jobs run {name} --restore latest` goes on from its last checkpoint",
-                      soft_wrap=True)  # fmt: skip
+        again = f"suuupra jobs run {name}{' --bounded' if bounded else ''} --restore latest"
+        console.print(f"stopped; `{again}` goes on from its last checkpoint", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         if interruptible:
@@ -82,6 +82,7 @@ class _Stopped(BaseException):
 
 
 def _stopped(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while it stops changes nothing
     raise _Stopped
 
 

@@ -134,8 +134,8 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
     }
     envelope = set(default_catalog().envelope_fields)
     raw_events = {
-        (e.value["event_id"], e.value["event_type"], _utc(e.time), e.time, e.value["user_id"],
-         e.value["correlation_id"], e.value["producer"], e.topic, e.partition, e.offset,
+        (e.value["event_id"], e.value["event_type"], _utc(e.time), e.time, e.value.get("user_id"),
+         e.value.get("correlation_id"), e.value.get("producer"), e.topic, e.partition, e.offset,
          canonical_json({name: value for name, value in e.value.items() if name not in envelope}))
         for e in events
     }  # fmt: skip

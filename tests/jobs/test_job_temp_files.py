@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -32,8 +33,13 @@ if sys.argv[1:] == ["wait"]:
 """
 
 
+# What a local JVM leaves in java.io.tmpdir when it is not shut down cleanly (a session cluster, which a test may
+# start, makes other flink-* folders there).
+LEFT_BY_A_LOCAL_JVM = ("flink-table-planner_", "flink-rpc-akka", "minicluster_")
+
+
 def _flink_files_in_system_temp() -> set[str]:
-    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith(("flink-", "minicluster_"))}
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith(LEFT_BY_A_LOCAL_JVM)}
 
 
 def _run_query() -> dict[str, object]:
@@ -46,14 +52,19 @@ def _run_query() -> dict[str, object]:
 
 def test_a_jobs_jvm_keeps_its_temporary_files_in_a_folder_of_its_own_that_goes_with_it() -> None:
     in_system_temp = _flink_files_in_system_temp()
-    killed = subprocess.Popen([sys.executable, "-c", RUN_A_QUERY, "wait"], cwd=PROJECT_ROOT, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    try:
-        assert killed.stdout is not None
-        killed_report = json.loads(killed.stdout.readline())
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(30)
+    with tempfile.TemporaryFile() as errors:
+        killed = subprocess.Popen([sys.executable, "-c", RUN_A_QUERY, "wait"], cwd=PROJECT_ROOT,
+                                  start_new_session=True, stdout=subprocess.PIPE, stderr=errors, text=True)  # fmt: skip
+        try:
+            assert killed.stdout is not None
+            ready, _, _ = select.select([killed.stdout], [], [], 180)
+            line = killed.stdout.readline() if ready else ""
+            errors.seek(0)
+            assert line, f"the probe reported nothing: {errors.read()[-3000:]!r}"
+            killed_report = json.loads(line)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait(30)
     left = Path(str(killed_report["temp"]))
     assert left.is_dir() and any(left.iterdir()), "a killed process cannot clean up after itself"
 

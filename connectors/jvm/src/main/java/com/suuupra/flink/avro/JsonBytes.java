@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -22,6 +23,24 @@ import org.apache.avro.util.Utf8;
  */
 public final class JsonBytes {
     private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
+    /**
+     * Python's sort_keys order, by code point. String's own order is by UTF-16 unit, which puts a key starting with
+     * U+E000-U+FFFF after one starting with an emoji (a surrogate pair).
+     */
+    private static final Comparator<String> BY_CODE_POINT = (a, b) -> {
+        int i = 0;
+        int j = 0;
+        while (i < a.length() && j < b.length()) {
+            int x = a.codePointAt(i);
+            int y = b.codePointAt(j);
+            if (x != y) {
+                return Integer.compare(x, y);
+            }
+            i += Character.charCount(x);
+            j += Character.charCount(y);
+        }
+        return Integer.compare(a.length() - i, b.length() - j);
+    };
     private static final byte[] NULL = "null".getBytes(StandardCharsets.US_ASCII);
     private byte[] bytes;
     private int size;
@@ -88,13 +107,13 @@ public final class JsonBytes {
             double number = ((Number) value).doubleValue();
             writeAscii(Double.isFinite(number) ? Double.toString(number) : "null");
         } else if (value instanceof GenericRecord record) {
-            TreeMap<String, Object> fields = new TreeMap<>();
+            TreeMap<String, Object> fields = new TreeMap<>(BY_CODE_POINT);
             for (Schema.Field field : record.getSchema().getFields()) {
                 fields.put(field.name(), record.get(field.pos()));
             }
             writeObject(fields);
         } else if (value instanceof Map<?, ?> map) {
-            TreeMap<String, Object> sorted = new TreeMap<>();
+            TreeMap<String, Object> sorted = new TreeMap<>(BY_CODE_POINT);
             map.forEach((key, item) -> sorted.put(key.toString(), item));
             writeObject(sorted);
         } else if (value instanceof Collection<?> items) {
