@@ -16,6 +16,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from suuupra.flink_jobs import FlinkRest, RestartReporter, free_local_port, record_local_run
 from suuupra.job_metrics import serve_job_metrics
+from suuupra.platform.base import pid_alive
 from suuupra.platform.flink_jars import flink_jars, missing_flink_jars
 from suuupra.settings import (
     C2_THRESHOLD_SCALE_MAX,
@@ -69,6 +70,8 @@ SETS_A_C2_THRESHOLD = re.compile(rf"-XX:(?:{'|'.join([*C2_THRESHOLD_DEFAULTS, 'C
 # filled the disk. Each local JVM gets a folder of its own under the data folder instead (local_temp_dir).
 JVM_TEMP_PREFIX = "jvm-"
 SETS_THE_TEMP_DIR = re.compile(r"-Djava\.io\.tmpdir=")
+# The folders this process made (and will remove at exit).
+_TEMP_DIRS_MADE: set[Path] = set()
 
 
 def local_temp_dir(settings: Settings) -> Path:
@@ -79,7 +82,7 @@ def local_temp_dir(settings: Settings) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for folder in root.glob(f"{JVM_TEMP_PREFIX}*"):
         pid = folder.name.removeprefix(JVM_TEMP_PREFIX)
-        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
     own = root / f"{JVM_TEMP_PREFIX}{os.getpid()}"
     if own not in _TEMP_DIRS_MADE:
@@ -88,19 +91,6 @@ def local_temp_dir(settings: Settings) -> Path:
         _TEMP_DIRS_MADE.add(own)
         atexit.register(shutil.rmtree, own, ignore_errors=True)
     return own
-
-
-_TEMP_DIRS_MADE: set[Path] = set()
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def local_jvm_options(
