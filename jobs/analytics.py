@@ -204,7 +204,7 @@ def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
     sink = ClickHouseSinkOptions(
         clickhouse.host, clickhouse.http_port, clickhouse.database, clickhouse.user,
         clickhouse.password.get_secret_value(), flink.sink_batch_rows, flink.sink_batch_delay_s,
-        flink.sink_max_retries, flink.sink_parallelism,
+        flink.sink_max_retries, flink.sink_parallelism, max_batch_rows=flink.sink_batch_max_rows,
     )  # fmt: skip
     for table, (columns, key) in SINKS.items():
         # Quoted: views, partition, watermark ... are reserved words in Flink SQL.

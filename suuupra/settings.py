@@ -338,10 +338,12 @@ class FlinkSettings(BaseModel):
     # windows are dropped by the watermark instead; its sessions use this as a last resort.)
     state_ttl_h: int = Field(default=168, gt=0)
     # The ClickHouse sinks: a batch is inserted at this many rows or this long after its first row (while the job goes
-    # on with the next), retried on transient failures, and always before a checkpoint completes. Batches of 100,000
-    # rows cost ClickHouse less CPU per event (fewer parts to merge) but made the raw-event latency's p99 1.1-2.9 s
-    # against 0.7 s (docs/benchmarks.md): a catch-up's large inserts hold the next ones up.
+    # on with the next), retried on transient failures, and always before a checkpoint completes. Larger batches cost
+    # ClickHouse less CPU per event (fewer parts to merge) but a catch-up's large inserts hold the next ones up, so
+    # the analytics job's batches grow to sink_batch_max_rows (never below sink_batch_rows) only after a few full ones
+    # in a row (a backlog's drain), and shrink back at the first that is not (connectors/jvm BatchSizer).
     sink_batch_rows: int = Field(default=20_000, gt=0)
+    sink_batch_max_rows: int = Field(default=50_000, gt=0)
     sink_batch_delay_s: float = Field(default=0.5, gt=0)
     sink_max_retries: int = Field(default=5, ge=0)
     sink_parallelism: int | None = Field(default=None, description="Defaults to the job's parallelism.")

@@ -137,6 +137,9 @@ class ClickHouseSinkOptions:
     # The writer in a task of its own: a checkpoint's flush (waiting for ClickHouse) then stalls only the writer, not
     # the operators before it (the fraud job's decisions).
     own_task: bool = False
+    # What a batch may grow to while full batches keep coming (a backlog's drain); never below batch_rows. None: no
+    # growth.
+    max_batch_rows: int | None = None
 
     def options(self, table: str, columns: str | None = None) -> dict[str, str]:
         """`columns`: the ClickHouse columns written, each `name` or `name=table_column`, comma-separated; by default
@@ -156,6 +159,8 @@ class ClickHouseSinkOptions:
             options["password"] = self.password
         if self.parallelism is not None:
             options["sink.parallelism"] = str(self.parallelism)
+        if self.max_batch_rows is not None:
+            options["sink.batch.max-rows"] = str(max(self.batch_rows, self.max_batch_rows))
         if self.own_task:
             options["sink.own-task"] = "true"
         if columns is not None:

@@ -1,6 +1,7 @@
 """The ClickHouse sink of connectors/jvm (`'connector' = 'clickhouse'`) in a real Flink job against the real server:
 every supported type arrives as the column's own type, an upsert table keeps the newest row per key, and a table
-that does not fit, a value a column cannot hold or a missing table fail the job with a message naming them."""
+that does not fit, a value a column cannot hold or a missing table fail the job with a message naming them, and a
+sink fed faster than its batches sends larger ones."""
 
 from __future__ import annotations
 
@@ -190,3 +191,46 @@ def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_th
     missing = _sink(t_env, settings, db, "absent", "n BIGINT")
     with pytest.raises(Exception, match=r"absent.* does not exist .*suuupra clickhouse migrate"):
         t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
+
+
+def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_at_the_first_that_is_not(
+    t_env: StreamTableEnvironment,
+) -> None:
+    from pyflink.java_gateway import get_gateway
+
+    batch_sizer = get_gateway().jvm.com.suuupra.flink.clickhouse.BatchSizer
+    sizer = batch_sizer(100, 400)
+    limits = []
+    for rows in (100, 100, 100, 150, 400, 99, 100, 100, 100):
+        limits.append(sizer.limit())
+        sizer.sent(rows)
+    limits.append(sizer.limit())
+    assert batch_sizer.FULL_BATCHES_TO_GROW == 3
+    assert limits == [100, 100, 100, 400, 400, 400, 100, 100, 100, 400]
+    with pytest.raises(Exception, match="at least as many: 100, 99"):
+        batch_sizer(100, 99)
+
+
+def test_a_sink_fed_faster_than_its_batches_sends_larger_ones(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.grown (n Int64) ENGINE = MergeTree ORDER BY n")
+    clickhouse = settings.clickhouse
+    # Batches leave by their size only (the interval is longer than the job), and the end of input sends the rest.
+    options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, db, clickhouse.user,
+                                    clickhouse.password.get_secret_value(), batch_rows=100, batch_delay_s=600,
+                                    max_retries=1, max_batch_rows=400)  # fmt: skip
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE grown_sink (n BIGINT) WITH ({with_clause(options.options('grown'))})")
+    t_env.execute_sql("""
+        CREATE TEMPORARY TABLE numbers (n BIGINT) WITH (
+            'connector' = 'datagen', 'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '2000')""")
+    t_env.execute_sql("INSERT INTO grown_sink SELECT n FROM numbers").wait()
+    written = backend.query(f"SELECT count(), uniqExact(n), min(n), max(n) FROM {db}.grown").rows
+    assert written == [(2000, 2000, 1, 2000)]
+    # Each insert made one part of level 0, numbered in insert order; a merge's source parts stay listed (inactive).
+    inserts = backend.query(f"""
+        SELECT rows FROM system.parts WHERE database = '{db}' AND table = 'grown' AND level = 0
+        ORDER BY min_block_number""").rows
+    # Three batches of 100, then 400 each (1,900 rows), then the last 100 at the end of input.
+    assert [rows for (rows,) in inserts] == [100, 100, 100, 400, 400, 400, 400, 100]

@@ -22,6 +22,8 @@ final class ClickHouseSinkConfig implements Serializable {
     /** Indexes into fieldNames of the primary key's fields; empty for an append-only table. */
     final int[] keyFields;
     final int batchRows;
+    /** What a batch may grow to while rows keep coming faster than batchRows per interval (BatchSizer). */
+    final int maxBatchRows;
     final long batchIntervalMs;
     final int maxInFlight;
     final int maxRetries;
@@ -30,7 +32,8 @@ final class ClickHouseSinkConfig implements Serializable {
 
     ClickHouseSinkConfig(
             String url, String database, String table, String username, String password, List<String> fieldNames,
-            int[] fieldPositions, List<LogicalType> fieldTypes, int[] keyFields, int batchRows, long batchIntervalMs, int maxInFlight,
+            int[] fieldPositions, List<LogicalType> fieldTypes, int[] keyFields, int batchRows, int maxBatchRows, long batchIntervalMs,
+            int maxInFlight,
             int maxRetries, long retryBackoffMs, long requestTimeoutMs) {
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.database = database;
@@ -42,6 +45,7 @@ final class ClickHouseSinkConfig implements Serializable {
         this.fieldTypes = List.copyOf(fieldTypes);
         this.keyFields = keyFields.clone();
         this.batchRows = batchRows;
+        this.maxBatchRows = maxBatchRows;
         this.batchIntervalMs = batchIntervalMs;
         this.maxInFlight = maxInFlight;
         this.maxRetries = maxRetries;

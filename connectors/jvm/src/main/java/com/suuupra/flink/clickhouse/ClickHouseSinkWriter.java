@@ -17,7 +17,8 @@ import org.apache.flink.types.RowKind;
 
 /**
  * Buffers rows as RowBinary and inserts them in batches (by size or age) from a background thread, so the task goes
- * on encoding the next batch while ClickHouse stores the last one.
+ * on encoding the next batch while ClickHouse stores the last one. A batch's size limit grows while rows keep coming
+ * faster than it holds per interval ({@link BatchSizer}).
  *
  * <p>At-least-once: {@link #flush} (before every checkpoint barrier and at the end of input) sends what is buffered
  * and waits for every insert in flight, so a checkpoint completes only once its rows are in ClickHouse; a failed
@@ -35,6 +36,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
     private final RowBinaryEncoder encoder;
     private final ExecutorService sender;
     private final ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
+    private final BatchSizer sizer;
 
     private RowBinaryBuffer appended;
     private int appendedRows;
@@ -56,6 +58,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while reading the columns of " + config.qualifiedTable(), interrupted);
         }
+        this.sizer = new BatchSizer(config.batchRows, config.maxBatchRows);
         this.appended = new RowBinaryBuffer(64 * 1024);
         this.sender = Executors.newSingleThreadExecutor(runnable -> {
             Thread thread = new Thread(runnable, threadName);
@@ -93,14 +96,14 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             encoder.encode(row, appended);
             rows = ++appendedRows;
         }
-        if (rows >= config.batchRows) {
-            sendBuffered();
+        if (rows >= sizer.limit()) {
+            sizer.sent(sendBuffered());
         } else if (!timerArmed) {
             timerArmed = true;
             long armedFor = batchNumber;
             timers.registerTimer(timers.getCurrentProcessingTime() + config.batchIntervalMs, now -> {
                 if (batchNumber == armedFor) {
-                    sendBuffered();
+                    sizer.sent(sendBuffered());
                 }
             });
         }
@@ -119,7 +122,8 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         sender.shutdownNow();
     }
 
-    private void sendBuffered() throws IOException, InterruptedException {
+    /** Sends what is buffered, if anything; returns how many rows. */
+    private int sendBuffered() throws IOException, InterruptedException {
         batchNumber++;
         timerArmed = false;
         int rows;
@@ -127,7 +131,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         if (config.upsert()) {
             rows = upserted.size();
             if (rows == 0) {
-                return;
+                return 0;
             }
             int bytes = 0;
             for (byte[] encoded : upserted.values()) {
@@ -141,7 +145,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         } else {
             rows = appendedRows;
             if (rows == 0) {
-                return;
+                return 0;
             }
             body = appended;
             appended = new RowBinaryBuffer(body.size() + body.size() / 8);
@@ -156,6 +160,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             http.insert(config.fieldNames, array, length, rows);
             return null;
         }));
+        return rows;
     }
 
     private void awaitOldest() throws IOException, InterruptedException {

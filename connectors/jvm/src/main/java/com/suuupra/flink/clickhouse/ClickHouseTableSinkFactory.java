@@ -40,6 +40,10 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     public static final ConfigOption<String> PASSWORD = ConfigOptions.key("password").stringType().noDefaultValue();
     public static final ConfigOption<Integer> BATCH_ROWS = ConfigOptions.key("sink.batch.rows").intType()
             .defaultValue(20_000).withDescription("An insert is sent at this many buffered rows ...");
+    public static final ConfigOption<Integer> BATCH_MAX_ROWS = ConfigOptions.key("sink.batch.max-rows").intType()
+            .noDefaultValue().withDescription("What a batch's size limit grows to after a few batches in a row left"
+                    + " with at least 'sink.batch.rows' rows (a backlog's drain: fewer parts for ClickHouse to merge);"
+                    + " back to 'sink.batch.rows' once one leaves with fewer. Default: 'sink.batch.rows' (no growth).");
     public static final ConfigOption<Duration> BATCH_INTERVAL = ConfigOptions.key("sink.batch.interval")
             .durationType().defaultValue(Duration.ofMillis(500))
             .withDescription("... or this long after the first row of a batch arrived.");
@@ -74,7 +78,7 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
+        return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_MAX_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
                 RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK, COLUMNS);
     }
 
@@ -126,13 +130,18 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         }
         positive(options, BATCH_ROWS);
         positive(options, MAX_IN_FLIGHT);
+        int maxBatchRows = options.getOptional(BATCH_MAX_ROWS).orElse(options.get(BATCH_ROWS));
+        if (maxBatchRows < options.get(BATCH_ROWS)) {
+            throw new IllegalArgumentException("'" + BATCH_MAX_ROWS.key() + "' (" + maxBatchRows + ") must be at least '"
+                    + BATCH_ROWS.key() + "' (" + options.get(BATCH_ROWS) + ")");
+        }
         if (options.get(MAX_RETRIES) < 0) {
             throw new IllegalArgumentException("'" + MAX_RETRIES.key() + "' must be 0 or more");
         }
         ClickHouseSinkConfig config = new ClickHouseSinkConfig(
                 options.get(URL), options.get(DATABASE), options.get(TABLE), options.getOptional(USERNAME).orElse(null),
                 options.getOptional(PASSWORD).orElse(null), names, positions.stream().mapToInt(Integer::intValue).toArray(),
-                types, key, options.get(BATCH_ROWS),
+                types, key, options.get(BATCH_ROWS), maxBatchRows,
                 options.get(BATCH_INTERVAL).toMillis(), options.get(MAX_IN_FLIGHT), options.get(MAX_RETRIES),
                 options.get(RETRY_BACKOFF).toMillis(), options.get(REQUEST_TIMEOUT).toMillis());
         return new ClickHouseTableSink(config, options.getOptional(PARALLELISM).orElse(null), options.get(OWN_TASK));
