@@ -1367,8 +1367,9 @@ def main() -> None:
     dead_letters = 0
     flink = base.flink
     log(f"run {run_id}: checkpoints every {args.checkpoint_interval} s, mini-batch {flink.mini_batch_latency_ms} ms "
-        f"/ {flink.mini_batch_rows:,} rows, sink batches {flink.sink_batch_rows:,} rows / {flink.sink_batch_delay_s} "
-        f"s, late bound {flink.max_out_of_orderness_s} s")  # fmt: skip
+        f"/ {flink.mini_batch_rows:,} rows, sink batches {flink.sink_batch_rows:,} rows (growing to "
+        f"{flink.sink_batch_max_rows:,} in a drain) / {flink.sink_batch_delay_s} s, "
+        f"late bound {flink.max_out_of_orderness_s} s")  # fmt: skip
     try:
         if args.events > 0:
             with isolated_environment(base, f"bench-{run_id}") as topics:
