@@ -340,8 +340,9 @@ class FlinkSettings(BaseModel):
     # The ClickHouse sinks: a batch is inserted at this many rows or this long after its first row (while the job goes
     # on with the next), retried on transient failures, and always before a checkpoint completes. Larger batches cost
     # ClickHouse less CPU per event (fewer parts to merge) but a catch-up's large inserts hold the next ones up, so
-    # the analytics job's batches grow to sink_batch_max_rows (never below sink_batch_rows) only after a few full ones
-    # in a row (a backlog's drain), and shrink back at the first that is not (connectors/jvm BatchSizer).
+    # the analytics job's batches grow to sink_batch_max_rows (at least sink_batch_rows; equal: no growth) only after
+    # three in a row left with at least sink_batch_rows rows (a backlog's drain), and shrink back at the first that
+    # leaves with fewer (connectors/jvm BatchSizer).
     sink_batch_rows: int = Field(default=20_000, gt=0)
     sink_batch_max_rows: int = Field(default=50_000, gt=0)
     sink_batch_delay_s: float = Field(default=0.5, gt=0)
@@ -375,6 +376,15 @@ class FlinkSettings(BaseModel):
                 "its -XX:+Use...GC option), or empty for the JVM's own choice"
             )
         return value
+
+    @model_validator(mode="after")
+    def _batches_grow_not_shrink(self) -> FlinkSettings:
+        if self.sink_batch_max_rows < self.sink_batch_rows:
+            raise ValueError(
+                f"flink.sink_batch_max_rows ({self.sink_batch_max_rows}) is below flink.sink_batch_rows "
+                f"({self.sink_batch_rows}): set it at least as high (equal: batches never grow)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _java_home_has_java(self) -> FlinkSettings:

@@ -137,8 +137,8 @@ class ClickHouseSinkOptions:
     # The writer in a task of its own: a checkpoint's flush (waiting for ClickHouse) then stalls only the writer, not
     # the operators before it (the fraud job's decisions).
     own_task: bool = False
-    # What a batch may grow to while full batches keep coming (a backlog's drain); never below batch_rows. None: no
-    # growth.
+    # What a batch may grow to after full batches in a row (a backlog's drain), at least batch_rows (the sink refuses
+    # less). None: no growth.
     max_batch_rows: int | None = None
 
     def options(self, table: str, columns: str | None = None) -> dict[str, str]:
@@ -160,7 +160,7 @@ class ClickHouseSinkOptions:
         if self.parallelism is not None:
             options["sink.parallelism"] = str(self.parallelism)
         if self.max_batch_rows is not None:
-            options["sink.batch.max-rows"] = str(max(self.batch_rows, self.max_batch_rows))
+            options["sink.batch.max-rows"] = str(self.max_batch_rows)
         if self.own_task:
             options["sink.own-task"] = "true"
         if columns is not None:

@@ -92,6 +92,16 @@ def test_a_java_home_without_a_java_is_refused(tmp_path: Path, monkeypatch: pyte
         load_settings()
 
 
+def test_sink_batches_that_could_only_shrink_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUUUPRA_FLINK__SINK_BATCH_ROWS", "60000")
+    with pytest.raises(
+        SettingsError, match=r"flink.sink_batch_max_rows \(50000\) is below flink.sink_batch_rows \(60000\)"
+    ):
+        load_settings()
+    monkeypatch.setenv("SUUUPRA_FLINK__SINK_BATCH_MAX_ROWS", "60000")
+    assert load_settings().flink.sink_batch_max_rows == 60_000
+
+
 def test_jobs_run_on_the_newest_jdk_of_the_versions_they_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def install(folder: str, version: str, java: bool = True) -> Path:
         home = tmp_path / folder

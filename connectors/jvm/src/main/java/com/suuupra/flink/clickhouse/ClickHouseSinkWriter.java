@@ -17,8 +17,8 @@ import org.apache.flink.types.RowKind;
 
 /**
  * Buffers rows as RowBinary and inserts them in batches (by size or age) from a background thread, so the task goes
- * on encoding the next batch while ClickHouse stores the last one. A batch's size limit grows while rows keep coming
- * faster than it holds per interval ({@link BatchSizer}).
+ * on encoding the next batch while ClickHouse stores the last one. A batch's size limit grows after a few batches in
+ * a row left full, and shrinks back at the first that leaves with fewer rows ({@link BatchSizer}).
  *
  * <p>At-least-once: {@link #flush} (before every checkpoint barrier and at the end of input) sends what is buffered
  * and waits for every insert in flight, so a checkpoint completes only once its rows are in ClickHouse; a failed
