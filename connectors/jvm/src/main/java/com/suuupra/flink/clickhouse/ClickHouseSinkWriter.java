@@ -5,6 +5,7 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -37,6 +38,12 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
     private final ExecutorService sender;
     private final ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
     private final BatchSizer sizer;
+    /**
+     * Buffers whose insert completed, for the next batches: a drain's batches are tens of megabytes, and a fresh one
+     * each time is zeroed, then copied by young collections while its insert is in flight. At most one more buffer
+     * than inserts in flight exists, each as large as the largest batch it held.
+     */
+    private final ConcurrentLinkedQueue<RowBinaryBuffer> spare = new ConcurrentLinkedQueue<>();
 
     private RowBinaryBuffer appended;
     private int appendedRows;
@@ -126,41 +133,42 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
     private int sendBuffered() throws IOException, InterruptedException {
         batchNumber++;
         timerArmed = false;
-        int rows;
+        int rows = config.upsert() ? upserted.size() : appendedRows;
+        if (rows == 0) {
+            return 0;
+        }
+        while (inFlight.size() >= config.maxInFlight) {
+            awaitOldest(); // back-pressure: ClickHouse is behind (and the oldest insert's buffer becomes spare)
+        }
         RowBinaryBuffer body;
         if (config.upsert()) {
-            rows = upserted.size();
-            if (rows == 0) {
-                return 0;
-            }
             int bytes = 0;
             for (byte[] encoded : upserted.values()) {
                 bytes += encoded.length;
             }
-            body = new RowBinaryBuffer(bytes);
+            body = spareOr(bytes);
             for (byte[] encoded : upserted.values()) {
                 body.putBytes(encoded, 0, encoded.length);
             }
             upserted.clear();
         } else {
-            rows = appendedRows;
-            if (rows == 0) {
-                return 0;
-            }
             body = appended;
-            appended = new RowBinaryBuffer(body.size() + body.size() / 8);
+            appended = spareOr(body.size() + body.size() / 8);
             appendedRows = 0;
         }
-        while (inFlight.size() >= config.maxInFlight) {
-            awaitOldest(); // back-pressure: ClickHouse is behind
-        }
-        byte[] array = body.array();
-        int length = body.size();
         inFlight.add(sender.submit(() -> {
-            http.insert(config.fieldNames, array, length, rows);
+            http.insert(config.fieldNames, body.array(), body.size(), rows);
+            body.reset();
+            spare.offer(body);
             return null;
         }));
         return rows;
+    }
+
+    /** A spare buffer, empty, or a new one of {@code capacity} bytes. */
+    private RowBinaryBuffer spareOr(int capacity) {
+        RowBinaryBuffer buffer = spare.poll();
+        return buffer != null ? buffer : new RowBinaryBuffer(capacity);
     }
 
     private void awaitOldest() throws IOException, InterruptedException {
