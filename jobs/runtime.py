@@ -150,7 +150,7 @@ def flink_configuration(settings: Settings, job_name: str, c2_threshold_scale: i
     if runs_locally():
         temp_dir = local_temp_dir(settings)
         start_local_jvm(flink, c2_threshold_scale, temp_dir)
-    checkpoints = settings.checkpoint_dir.resolve()
+    checkpoints = job_checkpoint_dir(settings, job_name).resolve()
     values = {
         "pipeline.name": job_name,
         "pipeline.jars": ";".join(jar.resolve().as_uri() for jar in connector_jars(settings)),
@@ -264,7 +264,18 @@ def execution_environment(
     return env
 
 
-def latest_checkpoint(settings: Settings) -> Path | None:
-    """The newest completed checkpoint (a `chk-N` folder with its `_metadata`) of any job under the checkpoint dir."""
-    completed = [meta.parent for meta in settings.checkpoint_dir.glob("*/chk-*/_metadata")]
-    return max(completed, key=lambda path: path.stat().st_mtime, default=None)
+def job_checkpoint_dir(settings: Settings, job_name: str) -> Path:
+    """Where a job's checkpoints go: a folder per job, in it Flink's folder per run (its job id) with `chk-N` in it, so
+    that `--restore latest` finds the job's own."""
+    return settings.checkpoint_dir / job_name
+
+
+def completed_checkpoints(settings: Settings, job_name: str | None = None) -> list[Path]:
+    """The completed checkpoints (`chk-N` folders with their `_metadata`) of one job, or of every job."""
+    pattern = f"{job_name if job_name is not None else '*'}/*/chk-*/_metadata"  # as job_checkpoint_dir lays them out
+    return [meta.parent for meta in settings.checkpoint_dir.glob(pattern)]
+
+
+def latest_checkpoint(settings: Settings, job_name: str) -> Path | None:
+    """The job's newest completed checkpoint, of whichever of its runs wrote it last."""
+    return max(completed_checkpoints(settings, job_name), key=lambda path: path.stat().st_mtime, default=None)

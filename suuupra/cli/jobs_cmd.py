@@ -53,11 +53,16 @@ def run(
     except UnknownJobError as error:
         raise fail(str(error)) from error
     if restore:
-        from jobs.runtime import latest_checkpoint
+        from jobs.runtime import job_checkpoint_dir, latest_checkpoint
 
-        path = latest_checkpoint(settings) if restore == "latest" else Path(restore)
-        if path is None or not path.exists():
-            raise fail(f"no checkpoint to restore from under {settings.checkpoint_dir}")
+        path = latest_checkpoint(settings, name) if restore == "latest" else Path(restore)
+        if path is None:
+            raise fail(
+                f"no completed checkpoint of {name} under {job_checkpoint_dir(settings, name)}; run it without "
+                "--restore, or give --restore the chk-N folder of another run"
+            )
+        if not path.exists():
+            raise fail(f"no checkpoint or savepoint folder {path}; give --restore an existing one, or 'latest'")
         os.environ["SUUUPRA_FLINK__RESTORE_FROM"] = str(path)
         console.print(f"restoring from {path}")
     console.print(f"running {name} on a local mini-cluster (checkpoints in {settings.checkpoint_dir})")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.runtime import completed_checkpoints
 from suuupra.clickhouse.migrate import server_backend
 from suuupra.clickhouse.panels import load_panels
 from suuupra.dashboard.server import create_app
@@ -85,7 +86,7 @@ def test_kill_and_restore_from_checkpoint_gives_the_same_aggregates(job_settings
     job = _start_job(job_settings, batch_delay_s=3)
     try:
         assert wait_until(
-            lambda: any(job_settings.checkpoint_dir.glob("*/chk-*/_metadata")) and raw_rows(job_settings) > 0,
+            lambda: any(completed_checkpoints(job_settings, "analytics")) and raw_rows(job_settings) > 0,
             240, interval=0.5,
         )  # fmt: skip
     finally:

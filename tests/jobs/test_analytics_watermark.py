@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from jobs.analytics import WATERMARK_REASON
+from jobs.runtime import completed_checkpoints
 from suuupra.clickhouse.migrate import server_backend
 from suuupra.events import EventPublisher
 from suuupra.platform.base import wait_until
@@ -107,7 +108,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
 
 def _latest_checkpoint(settings: Settings) -> int:
     completed = [
-        int(path.parent.name.removeprefix("chk-")) for path in settings.checkpoint_dir.glob("*/chk-*/_metadata")
+        int(path.name.removeprefix("chk-")) for path in completed_checkpoints(settings, "analytics")
     ]
     return max(completed, default=0)
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from connectors.kafka.dead_letter import read_dead_letters
+from jobs.runtime import completed_checkpoints
 from suuupra.events import EventPublisher
 from suuupra.isolation import isolated_environment
 from suuupra.platform.base import wait_until
@@ -211,7 +212,7 @@ def test_kill_restore_and_engine_restarts_end_identical_to_the_uninterrupted_run
 
     job = _start(settings)
     try:
-        assert wait_until(lambda: any(settings.checkpoint_dir.glob("*/chk-*/_metadata")) and written()[0] > 0, 300,
+        assert wait_until(lambda: any(completed_checkpoints(settings, "indexing")) and written()[0] > 0, 300,
                           interval=0.5)  # fmt: skip
     finally:
         _kill(job)
