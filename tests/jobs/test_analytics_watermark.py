@@ -107,9 +107,7 @@ def test_an_event_behind_the_watermark_of_an_idle_partition_is_recorded_late_not
 
 
 def _latest_checkpoint(settings: Settings) -> int:
-    completed = [
-        int(path.name.removeprefix("chk-")) for path in completed_checkpoints(settings, "analytics")
-    ]
+    completed = [int(path.name.removeprefix("chk-")) for path in completed_checkpoints(settings, "analytics")]
     return max(completed, default=0)
 
 
