@@ -52,9 +52,9 @@ def run(
         module = job_module(name)
     except UnknownJobError as error:
         raise fail(str(error)) from error
-    if restore:
-        from jobs.runtime import job_checkpoint_dir, latest_checkpoint
+    from jobs.runtime import job_checkpoint_dir, latest_checkpoint
 
+    if restore:
         path = latest_checkpoint(settings, name) if restore == "latest" else Path(restore)
         if path is None:
             raise fail(
@@ -65,7 +65,7 @@ def run(
             raise fail(f"no checkpoint or savepoint folder {path}; give --restore an existing one, or 'latest'")
         os.environ["SUUUPRA_FLINK__RESTORE_FROM"] = str(path)
         console.print(f"restoring from {path}")
-    console.print(f"running {name} on a local mini-cluster (checkpoints in {settings.checkpoint_dir})")
+    console.print(f"running {name} on a local mini-cluster (checkpoints in {job_checkpoint_dir(settings, name)})")
     # Ctrl-C raises _Stopped rather than KeyboardInterrupt, which py4j, waiting for the JVM, logs with a traceback.
     # A run whose SIGINT is ignored (started in the background by a shell) keeps ignoring it.
     interruptible = signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -85,15 +85,19 @@ final class ClickHouseHttp {
         return columns;
     }
 
-    /** Inserts rows already in RowBinary, in the given column order. */
-    void insert(List<String> columnNames, byte[] body, int length, int rows) throws IOException, InterruptedException {
+    /** Inserts rows already in RowBinary, in the given column order; returns how many attempts it took. */
+    int insert(List<String> columnNames, byte[] body, int length, int rows) throws IOException, InterruptedException {
         StringBuilder query = new StringBuilder("INSERT INTO ").append(config.qualifiedTable()).append(" (");
         for (int i = 0; i < columnNames.size(); i++) {
             query.append(i == 0 ? "" : ", ").append('`').append(columnNames.get(i).replace("`", "\\`")).append('`');
         }
         query.append(") FORMAT RowBinary");
-        withRetries("insert " + rows + " rows into " + config.qualifiedTable(),
-                () -> send(query.toString(), HttpRequest.BodyPublishers.ofByteArray(body, 0, length)));
+        int[] attempts = {0};
+        withRetries("insert " + rows + " rows into " + config.qualifiedTable(), () -> {
+            attempts[0]++;
+            return send(query.toString(), HttpRequest.BodyPublishers.ofByteArray(body, 0, length));
+        });
+        return attempts[0];
     }
 
     private interface Attempt {

@@ -41,9 +41,13 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
     /**
      * Buffers whose insert completed, for the next batches: a drain's batches are tens of megabytes, and a fresh one
      * each time is zeroed, then copied by young collections while its insert is in flight. At most one more buffer
-     * than inserts in flight exists, each as large as the largest batch it held.
+     * than inserts in flight exists; one far larger than the next batch needs is dropped ({@link #spareOr}).
      */
     private final ConcurrentLinkedQueue<RowBinaryBuffer> spare = new ConcurrentLinkedQueue<>();
+    /** A spare buffer up to this many times what a batch is expected to need is reused, a larger one dropped... */
+    private static final int SPARE_SLACK = 4;
+    /** ... unless it is at most this large. */
+    private static final int SPARE_ALWAYS_KEPT_BYTES = 1 << 20;
 
     private RowBinaryBuffer appended;
     private int appendedRows;
@@ -157,18 +161,28 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             appendedRows = 0;
         }
         inFlight.add(sender.submit(() -> {
-            http.insert(config.fieldNames, body.array(), body.size(), rows);
-            body.reset();
-            spare.offer(body);
+            if (http.insert(config.fieldNames, body.array(), body.size(), rows) == 1) {
+                // An attempt given up on (a timeout) might still be reading its body: such a buffer is not reused.
+                body.reset();
+                spare.offer(body);
+            }
             return null;
         }));
         return rows;
     }
 
-    /** A spare buffer, empty, or a new one of {@code capacity} bytes. */
+    /**
+     * A spare buffer, empty, or a new one of {@code capacity} bytes (what the batch is expected to need). Spares far
+     * larger than that are dropped, so a drain's large buffers do not stay once the batches are small again.
+     */
     private RowBinaryBuffer spareOr(int capacity) {
-        RowBinaryBuffer buffer = spare.poll();
-        return buffer != null ? buffer : new RowBinaryBuffer(capacity);
+        long kept = Math.max((long) capacity * SPARE_SLACK, SPARE_ALWAYS_KEPT_BYTES);
+        for (RowBinaryBuffer buffer = spare.poll(); buffer != null; buffer = spare.poll()) {
+            if (buffer.capacity() <= kept) {
+                return buffer;
+            }
+        }
+        return new RowBinaryBuffer(capacity);
     }
 
     private void awaitOldest() throws IOException, InterruptedException {

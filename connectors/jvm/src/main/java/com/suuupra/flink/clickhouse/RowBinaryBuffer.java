@@ -24,9 +24,14 @@ final class RowBinaryBuffer {
         return Arrays.copyOf(bytes, size);
     }
 
-    /** The backing array (valid up to {@link #size()}); the buffer must not be written afterwards. */
+    /** The backing array (valid up to {@link #size()}); not to be written while a reader of it is still reading. */
     byte[] array() {
         return bytes;
+    }
+
+    /** How many bytes the buffer holds before it grows. */
+    int capacity() {
+        return bytes.length;
     }
 
     private void ensure(int more) {
