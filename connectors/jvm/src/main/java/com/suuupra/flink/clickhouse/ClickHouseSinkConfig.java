@@ -32,9 +32,8 @@ final class ClickHouseSinkConfig implements Serializable {
 
     ClickHouseSinkConfig(
             String url, String database, String table, String username, String password, List<String> fieldNames,
-            int[] fieldPositions, List<LogicalType> fieldTypes, int[] keyFields, int batchRows, int maxBatchRows, long batchIntervalMs,
-            int maxInFlight,
-            int maxRetries, long retryBackoffMs, long requestTimeoutMs) {
+            int[] fieldPositions, List<LogicalType> fieldTypes, int[] keyFields, int batchRows, int maxBatchRows,
+            long batchIntervalMs, int maxInFlight, int maxRetries, long retryBackoffMs, long requestTimeoutMs) {
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.database = database;
         this.table = table;

@@ -31,6 +31,11 @@ import org.apache.flink.types.RowKind;
  * sink, read with FINAL). UPDATE_BEFORE rows are not needed: the sink asks the planner for none.
  */
 final class ClickHouseSinkWriter implements SinkWriter<RowData> {
+    /** A spare buffer up to this many times what a batch is expected to need is reused, a larger one dropped... */
+    private static final int SPARE_SLACK = 4;
+    /** ... unless it is at most this large. */
+    private static final int SPARE_ALWAYS_KEPT_BYTES = 1 << 20;
+
     private final ClickHouseSinkConfig config;
     private final ProcessingTimeService timers;
     private final ClickHouseHttp http;
@@ -44,10 +49,6 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
      * than inserts in flight exists; one far larger than the next batch needs is dropped ({@link #spareOr}).
      */
     private final ConcurrentLinkedQueue<RowBinaryBuffer> spare = new ConcurrentLinkedQueue<>();
-    /** A spare buffer up to this many times what a batch is expected to need is reused, a larger one dropped... */
-    private static final int SPARE_SLACK = 4;
-    /** ... unless it is at most this large. */
-    private static final int SPARE_ALWAYS_KEPT_BYTES = 1 << 20;
 
     private RowBinaryBuffer appended;
     private int appendedRows;

@@ -78,8 +78,8 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_MAX_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT, MAX_RETRIES,
-                RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK, COLUMNS);
+        return Set.of(DATABASE, USERNAME, PASSWORD, BATCH_ROWS, BATCH_MAX_ROWS, BATCH_INTERVAL, MAX_IN_FLIGHT,
+                MAX_RETRIES, RETRY_BACKOFF, REQUEST_TIMEOUT, PARALLELISM, OWN_TASK, COLUMNS);
     }
 
     @Override
@@ -132,8 +132,8 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         positive(options, MAX_IN_FLIGHT);
         int maxBatchRows = options.getOptional(BATCH_MAX_ROWS).orElse(options.get(BATCH_ROWS));
         if (maxBatchRows < options.get(BATCH_ROWS)) {
-            throw new IllegalArgumentException("'" + BATCH_MAX_ROWS.key() + "' (" + maxBatchRows + ") must be at least '"
-                    + BATCH_ROWS.key() + "' (" + options.get(BATCH_ROWS) + ")");
+            throw new IllegalArgumentException("'" + BATCH_MAX_ROWS.key() + "' (" + maxBatchRows
+                    + ") must be at least '" + BATCH_ROWS.key() + "' (" + options.get(BATCH_ROWS) + ")");
         }
         if (options.get(MAX_RETRIES) < 0) {
             throw new IllegalArgumentException("'" + MAX_RETRIES.key() + "' must be 0 or more");
