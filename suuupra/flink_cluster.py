@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pyflink
+import yaml
 
 from suuupra.flink_jobs import FlinkRest, RestartReporter
 from suuupra.platform.base import PlatformError, pid_alive, wait_until
@@ -60,31 +61,45 @@ class FlinkCluster:
         for jar in (PYFLINK_HOME / "opt").glob("flink-python*.jar"):
             (dist / "lib" / jar.name).symlink_to(jar)
 
+    @property
+    def temp_dir(self) -> Path:
+        """The JobManager's and TaskManager's java.io.tmpdir and io.tmp.dirs: the RPC jar they unpack (21 MB each),
+        blobs, spill files. In /tmp, where Flink puts them by default, every cluster that was killed left them."""
+        return self.home / "tmp"
+
     def write_config(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for folder in ("log", "run"):
             (self.home / folder).mkdir(parents=True, exist_ok=True)
-        shipped = (PYFLINK_HOME / "conf" / "config.yaml").read_text()
-        # Keep the shipped file (it carries the --add-opens options Java 17 needs) and override below it.
+        # Written only when no cluster runs: what a killed one left behind goes.
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.temp_dir.mkdir(parents=True)
+        # The shipped file's settings (among them the --add-opens options Java 17 needs), flattened so each key is
+        # written once: beside a nested key, an override of it would depend on which of the two Flink reads last.
+        shipped = _flatten(yaml.safe_load((PYFLINK_HOME / "conf" / "config.yaml").read_text()) or {})
+        java_options = str(shipped.get("env.java.opts.all", ""))
+        if not any(char.isspace() for char in str(self.temp_dir)):  # the scripts split the options at whitespace
+            java_options = f"{java_options} -Djava.io.tmpdir={self.temp_dir}".strip()
         overrides = {
-            "rest.port": str(self.settings.flink.rest_port),
+            "env.java.opts.all": java_options,
+            "io.tmp.dirs": str(self.temp_dir),
+            "rest.port": self.settings.flink.rest_port,
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",
             "jobmanager.rpc.address": "127.0.0.1",
             "jobmanager.bind-host": "127.0.0.1",
             "taskmanager.bind-host": "127.0.0.1",
             "taskmanager.host": "127.0.0.1",
-            "taskmanager.numberOfTaskSlots": "4",
+            "taskmanager.numberOfTaskSlots": 4,
             "taskmanager.memory.process.size": "2048m",
             "jobmanager.memory.process.size": "1024m",
             # A TaskManager that died is noticed within seconds (Flink's default waits 50 s), so its jobs restart on
             # the one `suuupra flink up` starts instead of waiting.
-            "heartbeat.interval": str(HEARTBEAT_INTERVAL_MS),
-            "heartbeat.timeout": str(HEARTBEAT_INTERVAL_MS * 5),
+            "heartbeat.interval": HEARTBEAT_INTERVAL_MS,
+            "heartbeat.timeout": HEARTBEAT_INTERVAL_MS * 5,
         }
-        kept = [line for line in shipped.splitlines() if line.split(":", 1)[0].strip() not in overrides]
-        extra = [f"{key}: {value}" for key, value in overrides.items()]
-        (self.conf_dir / "config.yaml").write_text("\n".join([*kept, *extra]) + "\n")
+        config = yaml.safe_dump({**shipped, **overrides}, sort_keys=False, width=1 << 20)
+        (self.conf_dir / "config.yaml").write_text(config)
         for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties"):
             if (PYFLINK_HOME / "conf" / name).exists():
                 shutil.copyfile(PYFLINK_HOME / "conf" / name, self.conf_dir / name)
@@ -243,3 +258,14 @@ def submit(
     if returncode != 0:
         raise PlatformError(f"flink run failed ({returncode}): {output.strip()[-2000:]}")
     return output
+
+
+def _flatten(config: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Flink's nested YAML keys as its dotted ones: {"rest": {"port": 1}} -> {"rest.port": 1}."""
+    flat: dict[str, object] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
