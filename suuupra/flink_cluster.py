@@ -21,6 +21,7 @@ from suuupra.settings import Settings
 
 PYFLINK_HOME = Path(pyflink.__file__).resolve().parent
 HEARTBEAT_INTERVAL_MS = 2000
+PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
 
 
 class FlinkCluster:
@@ -63,26 +64,40 @@ class FlinkCluster:
 
     @property
     def temp_dir(self) -> Path:
-        """The JobManager's and TaskManager's java.io.tmpdir and io.tmp.dirs: the RPC jar they unpack (21 MB each),
-        blobs, spill files. In /tmp, where Flink puts them by default, every cluster that was killed left them."""
+        """java.io.tmpdir and io.tmp.dirs of the cluster's JVMs and of the `flink run` client: the RPC jar each
+        unpacks (21 MB), blobs, spill files. In /tmp, where Flink puts them by default, every cluster that was killed
+        left them."""
         return self.home / "tmp"
+
+    def running_pids(self) -> list[int]:
+        """The JobManager and TaskManager processes of this cluster that still run (by its pid files)."""
+        pids: list[int] = []
+        for pid_file in (self.home / "run").glob("flink-*.pid"):
+            pids.extend(int(word) for word in pid_file.read_text().split() if word.isdigit())
+        return [pid for pid in pids if pid_alive(pid)]
 
     def write_config(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for folder in ("log", "run"):
             (self.home / folder).mkdir(parents=True, exist_ok=True)
-        # Written only when no cluster runs: what a killed one left behind goes.
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-        self.temp_dir.mkdir(parents=True)
+        # What a killed cluster left behind goes, unless a JVM of it still runs (its REST API may only be slow).
+        if not self.running_pids():
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
         # The shipped file's settings (among them the --add-opens options Java 17 needs), flattened so each key is
         # written once: beside a nested key, an override of it would depend on which of the two Flink reads last.
         shipped = _flatten(yaml.safe_load((PYFLINK_HOME / "conf" / "config.yaml").read_text()) or {})
         java_options = str(shipped.get("env.java.opts.all", ""))
-        if not any(char.isspace() for char in str(self.temp_dir)):  # the scripts split the options at whitespace
-            java_options = f"{java_options} -Djava.io.tmpdir={self.temp_dir}".strip()
+        temp_dir = str(self.temp_dir)
+        # Flink's daemon script evaluates the JVM options as shell words and io.tmp.dirs splits at ',' and ':': a
+        # folder whose path has other characters than these keeps Flink's default, /tmp.
+        temp_options: dict[str, str] = {}
+        if PLAIN_PATH.fullmatch(temp_dir):
+            java_options = f"{java_options} -Djava.io.tmpdir={temp_dir}".strip()
+            temp_options["io.tmp.dirs"] = temp_dir
         overrides = {
             "env.java.opts.all": java_options,
-            "io.tmp.dirs": str(self.temp_dir),
+            **temp_options,
             "rest.port": self.settings.flink.rest_port,
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",

@@ -35,7 +35,7 @@ def test_submitted_job_finishes_its_bounded_input_into_clickhouse(
     assert any(job["name"] == "analytics" and job["state"] == "FINISHED" for job in finished), finished
     _assert_matches_oracle(job_settings, malformed)
     # The cluster's JVMs unpack their RPC jar into its own folder, not /tmp.
-    assert list(session_cluster.temp_dir.glob("flink-rpc-*.jar")), list(session_cluster.temp_dir.iterdir())
+    assert list(session_cluster.temp_dir.glob("flink-rpc-*.jar")), list(session_cluster.temp_dir.glob("*"))
 
 
 def test_stop_with_savepoint_and_resume_from_it_gives_the_same_aggregates(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import yaml
 
 from suuupra.flink_cluster import FlinkCluster
@@ -40,9 +42,26 @@ def test_a_new_config_clears_what_a_killed_cluster_left(settings: Settings, tmp_
     assert list(cluster.temp_dir.iterdir()) == []
 
 
-def test_a_folder_with_a_space_keeps_the_java_temp_dir_out_of_the_options(settings: Settings, tmp_path: Path) -> None:
-    cluster = _cluster(settings, tmp_path / "with space")
+def test_a_cluster_whose_jvm_still_runs_keeps_its_files(settings: Settings, tmp_path: Path) -> None:
+    cluster = _cluster(settings, tmp_path)
+    (cluster.home / "run").mkdir(parents=True)
+    # A JobManager whose REST API did not answer in time, but which runs: this process stands in for it.
+    (cluster.home / "run" / "flink-root-standalonesession.pid").write_text(f"{os.getpid()}\n")
+    spill = cluster.temp_dir / "flink-io-0f3c"
+    spill.mkdir(parents=True)
+    cluster.write_config()
+    assert cluster.running_pids() == [os.getpid()]
+    assert spill.is_dir()
+
+
+@pytest.mark.parametrize("folder", ["with space", "it's", "$HOME", "a,b", "a:b"])
+def test_a_folder_the_scripts_would_misread_keeps_flinks_default(
+    settings: Settings, tmp_path: Path, folder: str
+) -> None:
+    cluster = _cluster(settings, tmp_path / folder)
     cluster.write_config()
     config = yaml.safe_load((cluster.conf_dir / "config.yaml").read_text())
-    assert "java.io.tmpdir" not in config["env.java.opts.all"]  # Flink's scripts split the options at whitespace
-    assert config["io.tmp.dirs"] == str(cluster.temp_dir)
+    # Flink's daemon script evaluates the JVM options as shell words; io.tmp.dirs splits at ',' and ':'.
+    assert "java.io.tmpdir" not in config["env.java.opts.all"]
+    assert "io.tmp.dirs" not in config
+    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in config["env.java.opts.all"].split()
