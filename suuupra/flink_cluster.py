@@ -71,10 +71,7 @@ class FlinkCluster:
 
     def running_pids(self) -> list[int]:
         """The JobManager and TaskManager processes of this cluster that still run (by its pid files)."""
-        pids: list[int] = []
-        for pid_file in (self.home / "run").glob("flink-*.pid"):
-            pids.extend(int(word) for word in pid_file.read_text().split() if word.isdigit())
-        return [pid for pid in pids if pid_alive(pid)]
+        return [pid for pids in self._live_pids("flink-*.pid").values() for pid in pids]
 
     def write_config(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
@@ -135,12 +132,16 @@ class FlinkCluster:
             if job["state"] == "RUNNING":
                 httpx.patch(f"{self.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
 
-    def _taskmanager_pid_files(self) -> dict[Path, list[int]]:
-        """Each TaskManager pid file of this cluster with the pids in it that still run (it keeps one killed -9)."""
+    def _live_pids(self, pattern: str) -> dict[Path, list[int]]:
+        """Each of this cluster's pid files matching `pattern` with the pids in it that still run (a file keeps the
+        pid of a process killed -9)."""
         return {
             pid_file: [int(word) for word in pid_file.read_text().split() if word.isdigit() and pid_alive(int(word))]
-            for pid_file in (self.home / "run").glob("flink-*-taskexecutor.pid")
+            for pid_file in (self.home / "run").glob(pattern)
         }
+
+    def _taskmanager_pid_files(self) -> dict[Path, list[int]]:
+        return self._live_pids("flink-*-taskexecutor.pid")
 
     def taskmanager_pids(self) -> list[int]:
         """The TaskManager processes this cluster started that still run."""
