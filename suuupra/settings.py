@@ -340,9 +340,9 @@ class FlinkSettings(BaseModel):
     # The ClickHouse sinks: a batch is inserted at this many rows or this long after its first row (while the job goes
     # on with the next), retried on transient failures, and always before a checkpoint completes. Larger batches cost
     # ClickHouse less CPU per event (fewer parts to merge) but a catch-up's large inserts hold the next ones up, so
-    # the analytics job's batches grow to sink_batch_max_rows (at least sink_batch_rows; equal: no growth) only after
-    # three in a row left with at least sink_batch_rows rows (a backlog's drain), and shrink back at the first that
-    # leaves with fewer (connectors/jvm BatchSizer).
+    # the analytics job's batches grow to sink_batch_max_rows (at least sink_batch_rows; equal: no growth), and their
+    # delay in the same proportion, only after three in a row left full (a backlog's drain), and shrink back at the
+    # first that leaves by its delay (connectors/jvm BatchSizer).
     sink_batch_rows: int = Field(default=20_000, gt=0)
     sink_batch_max_rows: int = Field(default=50_000, gt=0)
     sink_batch_delay_s: float = Field(default=0.5, gt=0)

@@ -138,7 +138,7 @@ class ClickHouseSinkOptions:
     # the operators before it (the fraud job's decisions).
     own_task: bool = False
     # What a batch may grow to after full batches in a row (a backlog's drain), at least batch_rows (the sink refuses
-    # less). None: no growth.
+    # less); its delay grows in the same proportion. None: no growth.
     max_batch_rows: int | None = None
 
     def options(self, table: str, columns: str | None = None) -> dict[str, str]:

@@ -193,27 +193,60 @@ def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_th
         t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
 
 
-def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_at_the_first_that_is_not(
+def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_at_the_first_that_leaves_by_its_age(
     t_env: StreamTableEnvironment,
 ) -> None:
     from pyflink.java_gateway import get_gateway
 
     batch_sizer = get_gateway().jvm.com.suuupra.flink.clickhouse.BatchSizer
-    sizer = batch_sizer(100, 400)
+    sizer = batch_sizer(100, 400, 500)
     limits = []
-    for rows in (100, 100, 100, 150, 400, 99, 100, 100, 100):
-        limits.append(sizer.limit())
+    # A batch leaves full with its limit's rows, or by its age with fewer.
+    for rows in (100, 100, 100, 400, 399, 100, 100, 99, 100, 100, 100):
+        limits.append((sizer.limit(), sizer.intervalMs()))
         sizer.sent(rows)
-    limits.append(sizer.limit())
+    limits.append((sizer.limit(), sizer.intervalMs()))
     assert batch_sizer.FULL_BATCHES_TO_GROW == 3
-    assert limits == [100, 100, 100, 400, 400, 400, 100, 100, 100, 400]
-    with pytest.raises(Exception, match="at least as many: 100, 99"):
-        batch_sizer(100, 99)
+    small, grown = (100, 500), (400, 2000)  # grown: the same 100 rows per 500 ms leave a batch by its age
+    assert limits == [small, small, small, grown, grown, small, small, small, small, small, small, grown]
+    with pytest.raises(Exception, match="at least as many and the interval at least 1 ms: 100, 99, 500 ms"):
+        batch_sizer(100, 99, 500)
+    with pytest.raises(Exception, match="100, 100, 0 ms"):
+        batch_sizer(100, 100, 0)
+    unchanged = batch_sizer(100, 100, 500)
+    for _ in range(4):
+        unchanged.sent(100)
+    assert (unchanged.limit(), unchanged.intervalMs()) == small
 
 
 def test_a_sink_fed_faster_than_its_batches_sends_larger_ones(
     settings: Settings, database: tuple[str, ClickHouseBackend]
 ) -> None:
+    # Batches leave by their size only (the interval is longer than the job), and the end of input sends the rest.
+    inserts = _batches_of_a_growing_sink(settings, database, rows=2000, batch_delay_s=600)
+    # Three batches of 100, then 400 each (1,900 rows), then the last 100 at the end of input.
+    assert inserts == [100, 100, 100, 400, 400, 400, 400, 100]
+
+
+def test_a_grown_batch_waits_as_much_longer_as_it_is_larger(
+    settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    # 500 rows/s: a batch of 100 fills in 0.2 s, before its 0.5 s, and one of 400 in 0.8 s, before its 2 s (400 / 100
+    # times as long). With the small batches' 0.5 s, a grown batch would leave by its age at about 250 rows.
+    inserts = _batches_of_a_growing_sink(settings, database, rows=3000, batch_delay_s=0.5, rows_per_second=500)
+    # A stall on a busy machine may send a batch by its age (and shrink the next ones), but not all of them.
+    assert max(inserts) == 400
+
+
+def _batches_of_a_growing_sink(
+    settings: Settings,
+    database: tuple[str, ClickHouseBackend],
+    rows: int,
+    batch_delay_s: float,
+    rows_per_second: int | None = None,
+) -> list[int]:
+    """Runs a job writing the numbers 1..rows through a sink of batches of 100 rows growing to 400, and returns the
+    rows of each insert, in order."""
     db, backend = database
     # No checkpoint: its flush would send a partial batch wherever it fell in the stream.
     configuration = flink_configuration(settings, "clickhouse-sink-growth-test")
@@ -224,20 +257,20 @@ def test_a_sink_fed_faster_than_its_batches_sends_larger_ones(
     t_env = StreamTableEnvironment.create(env)
     backend.query(f"CREATE TABLE {db}.grown (n Int64) ENGINE = MergeTree ORDER BY n")
     clickhouse = settings.clickhouse
-    # Batches leave by their size only (the interval is longer than the job), and the end of input sends the rest.
     options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, db, clickhouse.user,
-                                    clickhouse.password.get_secret_value(), batch_rows=100, batch_delay_s=600,
+                                    clickhouse.password.get_secret_value(), batch_rows=100, batch_delay_s=batch_delay_s,
                                     max_retries=1, max_batch_rows=400)  # fmt: skip
     t_env.execute_sql(f"CREATE TEMPORARY TABLE grown_sink (n BIGINT) WITH ({with_clause(options.options('grown'))})")
-    t_env.execute_sql("""
+    rate = f", 'rows-per-second' = '{rows_per_second}'" if rows_per_second else ""
+    t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE numbers (n BIGINT) WITH (
-            'connector' = 'datagen', 'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '2000')""")
+            'connector' = 'datagen', 'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '{rows}'
+            {rate})""")
     t_env.execute_sql("INSERT INTO grown_sink SELECT n FROM numbers").wait()
     written = backend.query(f"SELECT count(), uniqExact(n), min(n), max(n) FROM {db}.grown").rows
-    assert written == [(2000, 2000, 1, 2000)]
+    assert written == [(rows, rows, 1, rows)]
     # Each insert made one part of level 0, numbered in insert order; a merge's source parts stay listed (inactive).
     inserts = backend.query(f"""
         SELECT rows FROM system.parts WHERE database = '{db}' AND table = 'grown' AND level = 0
         ORDER BY min_block_number""").rows
-    # Three batches of 100, then 400 each (1,900 rows), then the last 100 at the end of input.
-    assert [rows for (rows,) in inserts] == [100, 100, 100, 400, 400, 400, 400, 100]
+    return [int(part_rows) for (part_rows,) in inserts]

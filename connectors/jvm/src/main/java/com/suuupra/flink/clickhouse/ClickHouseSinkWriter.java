@@ -18,8 +18,8 @@ import org.apache.flink.types.RowKind;
 
 /**
  * Buffers rows as RowBinary and inserts them in batches (by size or age) from a background thread, so the task goes
- * on encoding the next batch while ClickHouse stores the last one. A batch's size limit grows after a few batches in
- * a row left full, and shrinks back at the first that leaves with fewer rows ({@link BatchSizer}).
+ * on encoding the next batch while ClickHouse stores the last one. A batch's size limit and age grow after a few
+ * batches in a row left full, and shrink back at the first that leaves by its age ({@link BatchSizer}).
  *
  * <p>At-least-once: {@link #flush} (before every checkpoint barrier and at the end of input) sends what is buffered
  * and waits for every insert in flight, so a checkpoint completes only once its rows are in ClickHouse; a failed
@@ -70,7 +70,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while reading the columns of " + config.qualifiedTable(), interrupted);
         }
-        this.sizer = new BatchSizer(config.batchRows, config.maxBatchRows);
+        this.sizer = new BatchSizer(config.batchRows, config.maxBatchRows, config.batchIntervalMs);
         this.appended = new RowBinaryBuffer(64 * 1024);
         this.sender = Executors.newSingleThreadExecutor(runnable -> {
             Thread thread = new Thread(runnable, threadName);
@@ -113,7 +113,7 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         } else if (!timerArmed) {
             timerArmed = true;
             long armedFor = batchNumber;
-            timers.registerTimer(timers.getCurrentProcessingTime() + config.batchIntervalMs, now -> {
+            timers.registerTimer(timers.getCurrentProcessingTime() + sizer.intervalMs(), now -> {
                 if (batchNumber == armedFor) {
                     sizer.sent(sendBuffered());
                 }

@@ -42,8 +42,9 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
             .defaultValue(20_000).withDescription("An insert is sent at this many buffered rows ...");
     public static final ConfigOption<Integer> BATCH_MAX_ROWS = ConfigOptions.key("sink.batch.max-rows").intType()
             .noDefaultValue().withDescription("What a batch's size limit grows to after a few batches in a row left"
-                    + " with at least 'sink.batch.rows' rows (a backlog's drain: fewer parts for ClickHouse to merge);"
-                    + " back to 'sink.batch.rows' once one leaves with fewer. Default: 'sink.batch.rows' (no growth).");
+                    + " full (a backlog's drain: fewer parts for ClickHouse to merge), its 'sink.batch.interval' in the"
+                    + " same proportion; back to both once one leaves by its age. Default: 'sink.batch.rows' (no"
+                    + " growth).");
     public static final ConfigOption<Duration> BATCH_INTERVAL = ConfigOptions.key("sink.batch.interval")
             .durationType().defaultValue(Duration.ofMillis(500))
             .withDescription("... or this long after the first row of a batch arrived.");
