@@ -341,8 +341,8 @@ class FlinkSettings(BaseModel):
     # on with the next), retried on transient failures, and always before a checkpoint completes. Larger batches cost
     # ClickHouse less CPU per event (fewer parts to merge) but a catch-up's large inserts hold the next ones up, so
     # the analytics job's batches grow to sink_batch_max_rows (at least sink_batch_rows; equal: no growth), and their
-    # delay in the same proportion, only after three in a row left full (a backlog's drain), and shrink back at the
-    # first that leaves by its delay (connectors/jvm BatchSizer).
+    # delay in the same proportion (at most 4 times), only after three in a row left full (a backlog's drain), and
+    # shrink back once one's rows came slower than sink_batch_rows per sink_batch_delay_s (connectors/jvm BatchSizer).
     sink_batch_rows: int = Field(default=20_000, gt=0)
     sink_batch_max_rows: int = Field(default=50_000, gt=0)
     sink_batch_delay_s: float = Field(default=0.5, gt=0)

@@ -138,7 +138,7 @@ class ClickHouseSinkOptions:
     # the operators before it (the fraud job's decisions).
     own_task: bool = False
     # What a batch may grow to after full batches in a row (a backlog's drain), at least batch_rows (the sink refuses
-    # less); its delay grows in the same proportion. None: no growth.
+    # less); its delay grows in the same proportion (at most 4 times). None: no growth.
     max_batch_rows: int | None = None
 
     def options(self, table: str, columns: str | None = None) -> dict[str, str]:
@@ -150,7 +150,7 @@ class ClickHouseSinkOptions:
             "database": self.database,
             "table-name": table,
             "sink.batch.rows": str(self.batch_rows),
-            "sink.batch.interval": f"{int(self.batch_delay_s * 1000)} ms",
+            "sink.batch.interval": f"{max(1, round(self.batch_delay_s * 1000))} ms",  # the sink refuses 0 ms
             "sink.max-retries": str(self.max_retries),
         }
         if self.user:

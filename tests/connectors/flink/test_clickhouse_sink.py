@@ -9,6 +9,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pyflink.datastream import StreamExecutionEnvironment
@@ -193,30 +194,42 @@ def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_th
         t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
 
 
-def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_at_the_first_that_leaves_by_its_age(
+def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_once_one_fills_slower(
     t_env: StreamTableEnvironment,
 ) -> None:
     from pyflink.java_gateway import get_gateway
 
     batch_sizer = get_gateway().jvm.com.suuupra.flink.clickhouse.BatchSizer
-    sizer = batch_sizer(100, 400, 500)
-    limits = []
-    # A batch leaves full with its limit's rows, or by its age with fewer.
-    for rows in (100, 100, 100, 400, 399, 100, 100, 99, 100, 100, 100):
-        limits.append((sizer.limit(), sizer.intervalMs()))
-        sizer.sent(rows)
-    limits.append((sizer.limit(), sizer.intervalMs()))
-    assert batch_sizer.FULL_BATCHES_TO_GROW == 3
-    small, grown = (100, 500), (400, 2000)  # grown: the same 100 rows per 500 ms leave a batch by its age
-    assert limits == [small, small, small, grown, grown, small, small, small, small, small, small, grown]
+    assert (batch_sizer.FULL_BATCHES_TO_GROW, batch_sizer.MAX_INTERVAL_GROWTH) == (3, 4)
+    small, grown = (100, 500), (400, 2000)  # grown: 400 rows at the rate that grew it (100 per 500 ms) take 2,000 ms
+
+    def limits(sizer: Any, batches: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+        """The limits before each batch and after the last: ("sent" or "flushed", rows, age in ms) each."""
+        seen = []
+        for how, rows, age_ms in batches:
+            seen.append((sizer.limit(), sizer.intervalMs()))
+            getattr(sizer, how)(rows, age_ms)
+        return [*seen, (sizer.limit(), sizer.intervalMs())]
+
+    # Full batches, or by their age with fewer rows; one with fewer resets the count.
+    full, old = ("sent", 100, 200), ("sent", 99, 500)
+    assert limits(batch_sizer(100, 400, 500), [full, full, full, ("sent", 400, 900), ("sent", 399, 2000),
+                                               full, full, old, full, full, full]) == [
+        small, small, small, grown, grown, small, small, small, small, small, small, grown]  # fmt: skip
+    # A checkpoint's flush never grows the batches, and shrinks them only if its rows came slower.
+    assert limits(batch_sizer(100, 400, 500), [full, full, ("flushed", 1, 10_000), full, ("flushed", 50, 100),
+                                               ("flushed", 50, 1000)]) == [
+        small, small, small, small, grown, grown, small]  # fmt: skip
+    # 1,000 rows would take 5,000 ms at that rate; the interval stops at 4 times: a batch cut by it at the rate stays.
+    capped = (1000, 2000)
+    assert limits(batch_sizer(100, 1000, 500), [full, full, full, ("sent", 500, 2000), ("sent", 300, 2000)]) == [
+        small, small, small, capped, capped, small]  # fmt: skip
+    never_grows = batch_sizer(100, 100, 500)
+    assert limits(never_grows, [full] * 4)[-1] == small
     with pytest.raises(Exception, match="at least as many and the interval at least 1 ms: 100, 99, 500 ms"):
         batch_sizer(100, 99, 500)
     with pytest.raises(Exception, match="100, 100, 0 ms"):
         batch_sizer(100, 100, 0)
-    unchanged = batch_sizer(100, 100, 500)
-    for _ in range(4):
-        unchanged.sent(100)
-    assert (unchanged.limit(), unchanged.intervalMs()) == small
 
 
 def test_a_sink_fed_faster_than_its_batches_sends_larger_ones(
@@ -232,14 +245,15 @@ def test_a_grown_batch_waits_as_much_longer_as_it_is_larger(
     settings: Settings, database: tuple[str, ClickHouseBackend]
 ) -> None:
     # Datagen sends 500 rows at once every second. A batch of 100 fills at once, and one of 400 by the next second's
-    # rows, before its 2 s (400 / 100 times the small batches' 0.5 s). With the small batches' 0.5 s, a grown batch
-    # would leave by its age with the rest of a second's rows, 100 of each 500, every other batch.
-    inserts = _batches_of_a_growing_sink(settings, database, rows=3500, batch_delay_s=0.5, rows_per_second=500)
+    # rows, well before its 3 s (400 / 100 times the small batches' 0.75 s). With the small batches' 0.75 s, a grown
+    # batch would leave by its age with the rest of a second's rows, 100 of each 500, every other batch.
+    inserts = _batches_of_a_growing_sink(settings, database, rows=6000, batch_delay_s=0.75, rows_per_second=500)
     assert inserts[:3] == [100, 100, 100]
     grown = inserts[3:-1]  # the end of input sends the last batch, whatever it holds
-    # A stall on a busy machine may send one batch by its age; three small ones then grow them again.
+    # A stall of a second on a busy machine may send a batch by its age and split a burst; three small batches then
+    # grow them again.
     stalled = [rows for rows in grown if rows != 400]
-    assert len(grown) >= 6 and len(stalled) <= 4 and len(stalled) < len(grown) / 2, inserts
+    assert len(grown) >= 10 and len(stalled) <= 7 and len(stalled) < len(grown) / 2, inserts
 
 
 def _batches_of_a_growing_sink(

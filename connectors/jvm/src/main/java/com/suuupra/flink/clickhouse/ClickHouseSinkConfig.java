@@ -22,7 +22,7 @@ final class ClickHouseSinkConfig implements Serializable {
     /** Indexes into fieldNames of the primary key's fields; empty for an append-only table. */
     final int[] keyFields;
     final int batchRows;
-    /** What a batch's limit grows to after a few batches in a row left with batchRows rows or more (BatchSizer). */
+    /** What a batch's limit grows to after a few batches in a row left full (BatchSizer). */
     final int maxBatchRows;
     final long batchIntervalMs;
     final int maxInFlight;

@@ -19,7 +19,7 @@ import org.apache.flink.types.RowKind;
 /**
  * Buffers rows as RowBinary and inserts them in batches (by size or age) from a background thread, so the task goes
  * on encoding the next batch while ClickHouse stores the last one. A batch's size limit and age grow after a few
- * batches in a row left full, and shrink back at the first that leaves by its age ({@link BatchSizer}).
+ * batches in a row left full, and shrink back once one's rows came slower than that ({@link BatchSizer}).
  *
  * <p>At-least-once: {@link #flush} (before every checkpoint barrier and at the end of input) sends what is buffered
  * and waits for every insert in flight, so a checkpoint completes only once its rows are in ClickHouse; a failed
@@ -54,6 +54,8 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
     private int appendedRows;
     private final Map<Key, byte[]> upserted = new LinkedHashMap<>();
     private final RowBinaryBuffer scratch = new RowBinaryBuffer(256);
+    /** When the batch being buffered got its first row (processing time, ms). */
+    private long firstRowAt;
     /** Counts batches sent: a timer armed for an earlier batch finds it changed and does nothing. */
     private long batchNumber;
     private boolean timerArmed;
@@ -108,14 +110,17 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
             encoder.encode(row, appended);
             rows = ++appendedRows;
         }
+        if (!timerArmed) { // the batch's first row: the timer is armed below unless the row fills the batch
+            firstRowAt = timers.getCurrentProcessingTime();
+        }
         if (rows >= sizer.limit()) {
-            sizer.sent(sendBuffered());
+            sizer.sent(sendBuffered(), timers.getCurrentProcessingTime() - firstRowAt);
         } else if (!timerArmed) {
             timerArmed = true;
             long armedFor = batchNumber;
-            timers.registerTimer(timers.getCurrentProcessingTime() + sizer.intervalMs(), now -> {
+            timers.registerTimer(firstRowAt + sizer.intervalMs(), now -> {
                 if (batchNumber == armedFor) {
-                    sizer.sent(sendBuffered());
+                    sizer.sent(sendBuffered(), now - firstRowAt);
                 }
             });
         }
@@ -123,7 +128,11 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
 
     @Override
     public void flush(boolean endOfInput) throws IOException, InterruptedException {
-        sendBuffered();
+        long ageMs = timers.getCurrentProcessingTime() - firstRowAt;
+        int rows = sendBuffered();
+        if (rows > 0) {
+            sizer.flushed(rows, ageMs);
+        }
         while (!inFlight.isEmpty()) {
             awaitOldest();
         }

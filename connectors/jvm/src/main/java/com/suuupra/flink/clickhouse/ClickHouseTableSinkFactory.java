@@ -43,8 +43,8 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
     public static final ConfigOption<Integer> BATCH_MAX_ROWS = ConfigOptions.key("sink.batch.max-rows").intType()
             .noDefaultValue().withDescription("What a batch's size limit grows to after a few batches in a row left"
                     + " full (a backlog's drain: fewer parts for ClickHouse to merge), its 'sink.batch.interval' in the"
-                    + " same proportion; back to both once one leaves by its age. Default: 'sink.batch.rows' (no"
-                    + " growth).");
+                    + " same proportion (at most 4 times); back to both once a batch's rows came slower than"
+                    + " 'sink.batch.rows' per 'sink.batch.interval'. Default: 'sink.batch.rows' (no growth).");
     public static final ConfigOption<Duration> BATCH_INTERVAL = ConfigOptions.key("sink.batch.interval")
             .durationType().defaultValue(Duration.ofMillis(500))
             .withDescription("... or this long after the first row of a batch arrived.");
@@ -135,6 +135,10 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         if (maxBatchRows < options.get(BATCH_ROWS)) {
             throw new IllegalArgumentException("'" + BATCH_MAX_ROWS.key() + "' (" + maxBatchRows
                     + ") must be at least '" + BATCH_ROWS.key() + "' (" + options.get(BATCH_ROWS) + ")");
+        }
+        if (options.get(BATCH_INTERVAL).toMillis() < 1) {
+            throw new IllegalArgumentException("'" + BATCH_INTERVAL.key() + "' must be at least 1 ms, got "
+                    + options.get(BATCH_INTERVAL));
         }
         if (options.get(MAX_RETRIES) < 0) {
             throw new IllegalArgumentException("'" + MAX_RETRIES.key() + "' must be 0 or more");
