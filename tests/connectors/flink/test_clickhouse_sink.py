@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -165,6 +166,29 @@ def test_an_upsert_sink_whose_columns_leave_out_its_key_is_refused(
     sink = _sink(t_env, settings, db, "anything", "k STRING, n BIGINT, PRIMARY KEY (k) NOT ENFORCED", written="n")
     with pytest.raises(Exception, match="primary key column 'k' is not among 'columns'"):
         t_env.execute_sql(f"INSERT INTO {sink} VALUES ('a', CAST(1 AS BIGINT))").wait()
+
+
+@pytest.mark.parametrize(("option", "value", "problem"), [
+    ("sink.batch.interval", "0 ms", "'sink.batch.interval' must be at least 1 ms"),
+    ("sink.batch.max-rows", "2", "'sink.batch.max-rows' (2) must be at least 'sink.batch.rows' (3)"),
+])  # fmt: skip
+def test_batches_that_could_not_be_sent_are_refused_when_the_sink_is_declared(
+    t_env: StreamTableEnvironment,
+    settings: Settings,
+    database: tuple[str, ClickHouseBackend],
+    option: str,
+    value: str,
+    problem: str,
+) -> None:
+    db, _ = database
+    clickhouse = settings.clickhouse
+    options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, db, clickhouse.user,
+                                    clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
+                                    max_retries=1).options("anything")  # fmt: skip
+    sink = f"sink_{uuid.uuid4().hex[:8]}"
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE {sink} (n BIGINT) WITH ({with_clause({**options, option: value})})")
+    with pytest.raises(Exception, match=re.escape(problem)):
+        t_env.execute_sql(f"INSERT INTO {sink} VALUES (CAST(1 AS BIGINT))").wait()
 
 
 def test_a_table_that_does_not_fit_is_refused_naming_each_column(
