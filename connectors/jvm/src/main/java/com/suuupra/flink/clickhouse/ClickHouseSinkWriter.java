@@ -118,9 +118,10 @@ final class ClickHouseSinkWriter implements SinkWriter<RowData> {
         } else if (!timerArmed) {
             timerArmed = true;
             long armedFor = batchNumber;
-            timers.registerTimer(firstRowAt + sizer.intervalMs(), now -> {
+            timers.registerTimer(firstRowAt + sizer.intervalMs(), firedFor -> {
                 if (batchNumber == armedFor) {
-                    sizer.sent(sendBuffered(), now - firstRowAt);
+                    // Its age now, not the time the timer was set for: a late timer's batch waited longer.
+                    sizer.sent(sendBuffered(), timers.getCurrentProcessingTime() - firstRowAt);
                 }
             });
         }

@@ -138,7 +138,7 @@ public class ClickHouseTableSinkFactory implements DynamicTableSinkFactory {
         }
         if (options.get(BATCH_INTERVAL).toMillis() < 1) {
             throw new IllegalArgumentException("'" + BATCH_INTERVAL.key() + "' must be at least 1 ms, got "
-                    + options.get(BATCH_INTERVAL));
+                    + options.get(BATCH_INTERVAL).toNanos() / 1e6 + " ms");
         }
         if (options.get(MAX_RETRIES) < 0) {
             throw new IllegalArgumentException("'" + MAX_RETRIES.key() + "' must be 0 or more");
