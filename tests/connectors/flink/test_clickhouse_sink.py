@@ -54,13 +54,14 @@ def _sink(
     columns: str,
     own_task: bool = False,
     written: str | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> str:
     clickhouse = settings.clickhouse
     options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, database, clickhouse.user,
                                     clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
                                     max_retries=1, own_task=own_task)  # fmt: skip
     name = f"sink_{uuid.uuid4().hex[:8]}"
-    with_options = with_clause(options.options(table, written))
+    with_options = with_clause({**options.options(table, written), **(overrides or {})})
     t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) WITH ({with_options})")
     return name
 
@@ -181,12 +182,7 @@ def test_batches_that_could_not_be_sent_are_refused_when_the_job_is_planned(
     problem: str,
 ) -> None:
     db, _ = database
-    clickhouse = settings.clickhouse
-    options = ClickHouseSinkOptions(clickhouse.host, clickhouse.http_port, db, clickhouse.user,
-                                    clickhouse.password.get_secret_value(), batch_rows=3, batch_delay_s=0.2,
-                                    max_retries=1).options("anything")  # fmt: skip
-    sink = f"sink_{uuid.uuid4().hex[:8]}"
-    t_env.execute_sql(f"CREATE TEMPORARY TABLE {sink} (n BIGINT) WITH ({with_clause({**options, option: value})})")
+    sink = _sink(t_env, settings, db, "anything", "n BIGINT", overrides={option: value})
     with pytest.raises(Exception, match=re.escape(problem)):
         t_env.execute_sql(f"INSERT INTO {sink} VALUES (CAST(1 AS BIGINT))").wait()
 
