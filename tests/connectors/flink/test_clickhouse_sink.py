@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import random
 import re
 import uuid
 from collections.abc import Iterator
@@ -212,6 +213,30 @@ def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_th
     missing = _sink(t_env, settings, db, "absent", "n BIGINT")
     with pytest.raises(Exception, match=r"absent.* does not exist .*suuupra clickhouse migrate"):
         t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
+
+
+def test_uuid_text_in_either_case_arrives_as_the_uuid_and_anything_else_fails_the_job_naming_it(
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+) -> None:
+    db, backend = database
+    backend.query(f"CREATE TABLE {db}.uuids (k UInt32, id UUID) ENGINE = MergeTree ORDER BY k")
+    sink = _sink(t_env, settings, db, "uuids", "k INT, id STRING")
+    ids = [str(uuid.UUID(int=random.Random(seed).getrandbits(128))) for seed in range(40)]
+    ids += ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            "80000000-0000-0000-8000-000000000000", "7fffffff-ffff-ffff-7fff-ffffffffffff"]  # fmt: skip
+    # Lowercase, uppercase (the decoder accepts both), and text Flink made at run time rather than a literal.
+    spellings = [(i, f"'{id_}'") for i, id_ in enumerate(ids)]
+    spellings += [(len(ids) + i, f"UPPER('{id_}')") for i, id_ in enumerate(ids)]
+    spellings += [(2 * len(ids) + i, f"CONCAT('{id_[:18]}', '{id_[18:]}')") for i, id_ in enumerate(ids)]
+    values = ", ".join(f"({k}, {text})" for k, text in spellings)
+    t_env.execute_sql(f"INSERT INTO {sink} VALUES {values}").wait()
+    rows = backend.query(f"SELECT k, toString(id) FROM {db}.uuids ORDER BY k").rows
+    assert rows == [(k, ids[k % len(ids)]) for k, _ in spellings]
+
+    for bad in ("0b7d6f2e-9c1a-4c1e-8a57-3f4d2e1b0a9g", "0b7d6f2e+9c1a-4c1e-8a57-3f4d2e1b0a99", "not-a-uuid"):
+        refused = _sink(t_env, settings, db, "uuids", "k INT, id STRING")
+        with pytest.raises(Exception, match=rf"uuids`?\.id: '{re.escape(bad)}' is not a UUID"):
+            t_env.execute_sql(f"INSERT INTO {refused} VALUES (1000, '{bad}')").wait()
 
 
 def test_a_batch_grows_after_full_ones_in_a_row_and_shrinks_once_one_fills_slower(

@@ -3,6 +3,7 @@ package com.suuupra.flink.clickhouse;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -281,17 +282,63 @@ final class RowBinaryEncoder {
         }
     }
 
+    /** RowBinary's UUID: the high 64 bits, then the low 64 bits, each little-endian. */
     private static final class UuidWriter extends ValueWriter {
+        /** A hex digit's value by its byte, -1 for every other byte. */
+        private static final byte[] HEX_VALUE = new byte[256];
+
+        static {
+            Arrays.fill(HEX_VALUE, (byte) -1);
+            String digits = "0123456789abcdef";
+            for (int i = 0; i < 16; i++) {
+                HEX_VALUE[digits.charAt(i)] = (byte) i;
+                HEX_VALUE[Character.toUpperCase(digits.charAt(i))] = (byte) i;
+            }
+        }
+
+        /** The 36 bytes of the UUID being written (a writer serves one task thread). */
+        private final byte[] text = new byte[36];
+
+        @Override
+        void writeField(RowData row, int position, RowData.FieldGetter getter, RowBinaryBuffer out) {
+            write(row.getString(position), out);
+        }
 
         @Override
         void write(Object value, RowBinaryBuffer out) {
+            // A decoded event's ids are canonical UUID text in a binary string: read from its bytes, without a String
+            // and a java.util.UUID per id (three per raw event).
+            if (value instanceof BinaryStringData binary && binary.getJavaObject() == null
+                    && binary.getSizeInBytes() == 36 && binary.getSegments().length == 1) {
+                binary.getSegments()[0].get(binary.getOffset(), text, 0, 36);
+                long high = 0;
+                long low = 0;
+                int invalid = 0;
+                for (int i = 0; i < 36; i++) {
+                    if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        invalid |= text[i] ^ '-';
+                        continue;
+                    }
+                    int digit = HEX_VALUE[text[i] & 0xFF];
+                    invalid |= digit >> 31;
+                    if (i < 18) {
+                        high = high << 4 | digit;
+                    } else {
+                        low = low << 4 | digit;
+                    }
+                }
+                if (invalid == 0) {
+                    out.putLongLE(high);
+                    out.putLongLE(low);
+                    return;
+                }
+            }
             UUID uuid;
             try {
                 uuid = UUID.fromString(value.toString());
             } catch (IllegalArgumentException error) {
                 throw new IllegalArgumentException("'" + value + "' is not a UUID", error);
             }
-            // RowBinary's UUID: the high 64 bits, then the low 64 bits, each little-endian.
             out.putLongLE(uuid.getMostSignificantBits());
             out.putLongLE(uuid.getLeastSignificantBits());
         }
