@@ -133,9 +133,11 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
         (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, lateness) for e, lateness in late
     }
     envelope = set(default_catalog().envelope_fields)
+    # raw_events holds the envelope's ids as UUIDs, which read back as lowercase text whatever case they were sent in.
     raw_events = {
-        (e.value["event_id"], e.value["event_type"], _utc(e.time), e.time, e.value.get("user_id"),
-         e.value.get("correlation_id"), e.value.get("producer"), e.topic, e.partition, e.offset,
+        (_uuid_text(e.value["event_id"]), e.value["event_type"], _utc(e.time), e.time,
+         _uuid_text(e.value.get("user_id")), _uuid_text(e.value.get("correlation_id")), e.value.get("producer"),
+         e.topic, e.partition, e.offset,
          canonical_json({name: value for name, value in e.value.items() if name not in envelope}))
         for e in events
     }  # fmt: skip
@@ -187,6 +189,10 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
             for record in consumer.read_to_end()
             if acceptance.refusal(record) is None
         ]
+
+
+def _uuid_text(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def canonical_json(value: Any) -> str:

@@ -33,8 +33,8 @@ T0 = dt.datetime(2024, 3, 31, 22, 0, tzinfo=UTC)  # the data crosses a month, so
 
 CONTRACT: dict[str, list[tuple[str, str]]] = {
     "raw_events": [
-        ("event_id", "String"), ("event_type", "String"), ("event_time", "DateTime('UTC')"),
-        ("event_time_ms", "Int64"), ("user_id", "String"), ("correlation_id", "String"), ("producer", "String"),
+        ("event_id", "UUID"), ("event_type", "String"), ("event_time", "DateTime('UTC')"),
+        ("event_time_ms", "Int64"), ("user_id", "UUID"), ("correlation_id", "UUID"), ("producer", "String"),
         ("topic", "String"), ("partition", "Int32"), ("kafka_offset", "Int64"), ("payload", "String"),
     ],
     "content_minute": [
@@ -349,6 +349,39 @@ def test_broken_migration_is_not_recorded(engine: tuple[ClickHouseBackend, Datab
     assert recorded == [(1,)]
 
 
+def test_raw_events_of_text_ids_keep_every_row_when_their_ids_become_uuids(
+    engine: tuple[ClickHouseBackend, Databases], tmp_path: Path
+) -> None:
+    """0006 rebuilds raw_events with UUID ids: a database written before it keeps every row, and running the file
+    again (as after a failure half-way) changes nothing."""
+    backend, databases = engine
+    database = databases.new("uuid_ids")
+    before = tmp_path / "before"
+    before.mkdir()
+    rebuild = sorted(MIGRATIONS_DIR.glob("0006_*.sql"))[0]
+    for migration in MIGRATIONS_DIR.glob("*.sql"):
+        if migration.name < rebuild.name:
+            shutil.copy(migration, before)
+    migrate(backend, database, before)
+    ids_type = (
+        f"SELECT type FROM system.columns WHERE database = '{database}' AND table = 'raw_events' AND name = 'user_id'"
+    )
+    assert backend.execute(ids_type) == [("String",)]
+    rows = sample_rows()["raw_events"]
+    backend.insert(f"{database}.raw_events", [c for c, _ in CONTRACT["raw_events"]], rows)
+    read_back = f"SELECT {', '.join(c for c, _ in CONTRACT['raw_events'])} FROM {database}.raw_events"
+    written = sorted(backend.execute(read_back))
+
+    assert [m.label for m in migrate(backend, database).applied] == [rebuild.stem]
+    assert backend.execute(ids_type) == [("UUID",)]
+    assert sorted(backend.execute(read_back)) == written
+    for statement in next(m for m in load_migrations() if m.path == rebuild).statements(database):
+        backend.execute(statement)
+    assert sorted(backend.execute(read_back)) == written
+    tables = f"SELECT name FROM system.tables WHERE database = '{database}' AND name LIKE 'raw_events%'"
+    assert backend.execute(tables) == [("raw_events",)]
+
+
 # --- values --------------------------------------------------------------------------------------------------------
 def test_datetimes_are_utc_whatever_their_form(engine: tuple[ClickHouseBackend, Databases]) -> None:
     backend, databases = engine
@@ -364,11 +397,11 @@ def test_datetimes_are_utc_whatever_their_form(engine: tuple[ClickHouseBackend, 
     # distinct keys: current ClickHouse already collapses equal keys within one insert (optimize_on_insert)
     backend.insert(
         f"{database}.raw_events",
-        ["event_id", "event_time", "event_time_ms"],
+        ["event_type", "event_time", "event_time_ms"],
         [(form, value, i) for i, (form, value) in enumerate(forms.items())],
     )
     rows = backend.execute(
-        f"SELECT event_time, toUnixTimestamp(event_time), event_id FROM {database}.raw_events ORDER BY event_time_ms"
+        f"SELECT event_time, toUnixTimestamp(event_time), event_type FROM {database}.raw_events ORDER BY event_time_ms"
     )
     assert [(when, seconds) for when, seconds, _ in rows] == [(moment, int(moment.timestamp()))] * len(forms)
     assert all(when.utcoffset() == dt.timedelta(0) for when, _, _ in rows)
@@ -380,8 +413,8 @@ def test_strings_and_integers_round_trip(engine: tuple[ClickHouseBackend, Databa
     migrate(backend, database)
     tricky = ["plain", "it's", "back\\slash", "new\nline\ttab\r", "nul\0byte", "₹ हिन्दी 🎓", "", "'; DROP TABLE x; --"]
     rows = [(f"e{i}", text, -(2**63) + i, 2**31 - 1 - i) for i, text in enumerate(tricky)]
-    backend.insert(f"{database}.raw_events", ["event_id", "payload", "kafka_offset", "partition"], rows)
-    stored = backend.execute(f"SELECT event_id, payload, kafka_offset, partition FROM {database}.raw_events")
+    backend.insert(f"{database}.raw_events", ["event_type", "payload", "kafka_offset", "partition"], rows)
+    stored = backend.execute(f"SELECT event_type, payload, kafka_offset, partition FROM {database}.raw_events")
     assert sorted(stored) == sorted(rows)
 
 
