@@ -12,12 +12,12 @@ Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_t
 with `watermark`, `watermark_ms` (for an event late only because the watermark had passed it when it arrived, that
 watermark; NULL otherwise) and `rowtime` (the event time as a time attribute, with the late rule's watermark; a
 column of the row, not metadata; the Kafka timestamp for a record that cannot be read). A record that cannot be
-read, or cannot be a true event of its topic, has `ok` false and the reason code:
-`malformed_record`, `unknown_schema`, `incompatible_schema` (unreadable); `invalid_event_time` (outside
-`event_time_range_ms`); `unknown_event_type` (a type not in `event_types`, or not of this topic); `schema_mismatch`
-(written with another type's schema, or an `event_type` header naming another type); `invalid_value` (a negative
-count, amount or duration, an id that is empty, null-ish or not a UUID where the schema says uuid, a string over
-`max_string_bytes`). `dead_letter_insert` sends such records, byte for byte, to the dead-letter topic with the
+read, or cannot be a true event of its topic, has `ok` false and the reason code: `malformed_record`,
+`unknown_schema`, `incompatible_schema` (unreadable); `invalid_event_time` (outside `event_time_range_ms`);
+`unknown_event_type` (a type not in `event_types`, or not of this topic); `schema_mismatch` (written with another
+type's schema, or an `event_type` header naming another type); `invalid_value` (a negative count, amount or duration,
+an id that is empty, null-ish or not a UUID where the schema says uuid or it is one of the envelope's ids, a string
+over `max_string_bytes`). `dead_letter_insert` sends such records, byte for byte, to the dead-letter topic with the
 `dlq.*` headers of connectors/kafka/dead_letter.py.
 """
 

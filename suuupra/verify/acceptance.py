@@ -24,6 +24,8 @@ EVENT_TYPE_HEADER = "event_type"
 NULLISH_IDS = frozenset({"", "null", "none", "nil", "undefined"})
 CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
+# The envelope's ids are UUIDs whatever a writer's schema says (connectors/jvm WriterSchema.ENVELOPE_UUIDS).
+ENVELOPE_UUIDS = frozenset({"event_id", "correlation_id", "user_id"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def field_rules(event: EventSchema) -> FieldRules:
             numbers.append(name)
         elif kind == "string":
             strings.append(name)
-            if logical == "uuid":
+            if logical == "uuid" or name in ENVELOPE_UUIDS:
                 uuids.append(name)
             elif name.endswith("_id"):
                 ids.append(name)

@@ -1,12 +1,18 @@
 -- raw_events' ids as UUID columns, not their 36-character text: 16 bytes each instead of 37, compared as numbers when
--- ClickHouse sorts a part by (user_id, event_type, event_time, event_id). Measured on 18.16 with 1,000,000 rows in
--- 50,000-row RowBinary inserts (docs/benchmarks.md, "UUID columns"): 2.2 us of the server's CPU per row, inserts and
--- merges, against 2.9, and 24 % fewer bytes on disk. Every id the job writes is a UUID already (the decoder sends an
--- event whose envelope ids are not to the dead-letter topic); UUIDs read back as lowercase text.
+-- ClickHouse sorts a part by (user_id, event_type, event_time, event_id). See docs/benchmarks.md, "UUID columns" for
+-- what it saves ClickHouse. The decoder sends an event whose envelope ids are not UUIDs to the dead-letter topic, so
+-- every id the job writes fits; UUIDs read back as lowercase text.
 --
--- Rebuilt and copied: a key column cannot change its type in place. Stop the analytics job first, or the rows it
--- writes between the copy and the rename are lost. Each statement can run again after a failed run: a partial copy is
--- dropped and made again, and the copy reads whichever table holds raw_events then (toString takes both types).
+-- A key column cannot change its type in place: the rows are copied into a new table, which then takes the name. The
+-- old table stays, as raw_events_before_0006, with every row as it was: drop it once it is no longer needed (a new
+-- database's is empty). Rows whose ids are not UUIDs (archived before the decoder checked them, 2026-12-04) are not
+-- copied and stay only there. Stop the analytics job first, or the rows it writes between the copy and the rename
+-- land in the old table; leave room on disk for a second copy.
+--
+-- Run again after a failure, the file drops a partial copy and makes it again. One case needs a hand: if the server
+-- stopped after the RENAME but before this file was recorded, raw_events already is the copy, and the RENAME fails
+-- because raw_events_before_0006 exists; rename that table out of the way (keep it: it holds the old rows), then
+-- migrate again.
 DROP TABLE IF EXISTS {database}.raw_events_uuid;
 
 CREATE TABLE {database}.raw_events_uuid
@@ -27,13 +33,14 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (user_id, event_type, event_time, event_id);
 
+-- toString takes both column types, so the copy also reads a raw_events that already has UUID ids.
 INSERT INTO {database}.raw_events_uuid
 SELECT toUUID(toString(event_id)), event_type, event_time, event_time_ms, toUUID(toString(user_id)),
        toUUID(toString(correlation_id)), producer, topic, partition, kafka_offset, payload
-FROM {database}.raw_events;
+FROM {database}.raw_events
+WHERE match(toString(event_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+  AND match(toString(user_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+  AND match(toString(correlation_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$');
 
-DROP TABLE IF EXISTS {database}.raw_events_text;
-
-RENAME TABLE {database}.raw_events TO {database}.raw_events_text, {database}.raw_events_uuid TO {database}.raw_events;
-
-DROP TABLE {database}.raw_events_text;
+RENAME TABLE {database}.raw_events TO {database}.raw_events_before_0006,
+             {database}.raw_events_uuid TO {database}.raw_events;

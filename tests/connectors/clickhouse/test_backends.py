@@ -349,37 +349,47 @@ def test_broken_migration_is_not_recorded(engine: tuple[ClickHouseBackend, Datab
     assert recorded == [(1,)]
 
 
-def test_raw_events_of_text_ids_keep_every_row_when_their_ids_become_uuids(
+def test_raw_events_of_text_ids_get_uuid_ids_and_the_old_table_keeps_every_row(
     engine: tuple[ClickHouseBackend, Databases], tmp_path: Path
 ) -> None:
-    """0006 rebuilds raw_events with UUID ids: a database written before it keeps every row, and running the file
-    again (as after a failure half-way) changes nothing."""
+    """0006 copies raw_events into a table with UUID ids: every row whose ids are UUIDs (in either case) is copied,
+    the others are not, and the old table stays with every row; a run that failed before its RENAME is made good by
+    the next one."""
     backend, databases = engine
     database = databases.new("uuid_ids")
     before = tmp_path / "before"
     before.mkdir()
-    rebuild = sorted(MIGRATIONS_DIR.glob("0006_*.sql"))[0]
+    rebuild = next(m for m in load_migrations() if m.label.startswith("0006_"))
     for migration in MIGRATIONS_DIR.glob("*.sql"):
-        if migration.name < rebuild.name:
+        if migration.name < rebuild.path.name:
             shutil.copy(migration, before)
     migrate(backend, database, before)
     ids_type = (
         f"SELECT type FROM system.columns WHERE database = '{database}' AND table = 'raw_events' AND name = 'user_id'"
     )
     assert backend.execute(ids_type) == [("String",)]
+    columns = [c for c, _ in CONTRACT["raw_events"]]
     rows = sample_rows()["raw_events"]
-    backend.insert(f"{database}.raw_events", [c for c, _ in CONTRACT["raw_events"]], rows)
-    read_back = f"SELECT {', '.join(c for c, _ in CONTRACT['raw_events'])} FROM {database}.raw_events"
-    written = sorted(backend.execute(read_back))
-
-    assert [m.label for m in migrate(backend, database).applied] == [rebuild.stem]
-    assert backend.execute(ids_type) == [("UUID",)]
-    assert sorted(backend.execute(read_back)) == written
-    for statement in next(m for m in load_migrations() if m.path == rebuild).statements(database):
+    rows[1] = (rows[1][0].upper(), *rows[1][1:4], rows[1][4].upper(), rows[1][5].upper(), *rows[1][6:])
+    # Ids the job archived before it checked them: not UUIDs.
+    rows[2] = ("null", *rows[2][1:])
+    rows[3] = (*rows[3][:4], "", *rows[3][5:])
+    rows[4] = (*rows[4][:5], "journey-1", *rows[4][6:])
+    backend.insert(f"{database}.raw_events", columns, rows)
+    read = f"SELECT {', '.join(columns)} FROM {database}.{{table}}"
+    written = sorted(backend.execute(read.format(table="raw_events")))
+    # A run that stopped after its copy: the next one makes the copy again.
+    for statement in rebuild.statements(database)[:3]:
         backend.execute(statement)
-    assert sorted(backend.execute(read_back)) == written
-    tables = f"SELECT name FROM system.tables WHERE database = '{database}' AND name LIKE 'raw_events%'"
-    assert backend.execute(tables) == [("raw_events",)]
+
+    assert rebuild.label in [m.label for m in migrate(backend, database).applied]
+    assert backend.execute(ids_type) == [("UUID",)]
+    lowercase = [(row[0].lower(), *row[1:4], row[4].lower(), row[5].lower(), *row[6:]) for row in written]
+    uuids_only = [row for row in lowercase if row[0] != "null" and row[4] != "" and row[5] != "journey-1"]
+    assert sorted(backend.execute(read.format(table="raw_events"))) == uuids_only
+    assert sorted(backend.execute(read.format(table="raw_events_before_0006"))) == written
+    tables = f"SELECT name FROM system.tables WHERE database = '{database}' AND name LIKE 'raw_events%' ORDER BY name"
+    assert backend.execute(tables) == [("raw_events",), ("raw_events_before_0006",)]
 
 
 # --- values --------------------------------------------------------------------------------------------------------

@@ -215,12 +215,15 @@ def test_a_value_the_column_cannot_hold_or_a_missing_table_fails_the_job_with_th
         t_env.execute_sql(f"INSERT INTO {missing} VALUES (5)").wait()
 
 
+# Chained, the sink gets SQL's literal strings (Java strings: java.util.UUID parses them); in a task of its own, strings
+# that crossed a serializer, as a decoded event's ids are (their bytes parsed directly).
+@pytest.mark.parametrize("own_task", [False, True], ids=["java-strings", "binary-strings"])
 def test_uuid_text_in_either_case_arrives_as_the_uuid_and_anything_else_fails_the_job_naming_it(
-    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend]
+    t_env: StreamTableEnvironment, settings: Settings, database: tuple[str, ClickHouseBackend], own_task: bool
 ) -> None:
     db, backend = database
     backend.query(f"CREATE TABLE {db}.uuids (k UInt32, id UUID) ENGINE = MergeTree ORDER BY k")
-    sink = _sink(t_env, settings, db, "uuids", "k INT, id STRING")
+    sink = _sink(t_env, settings, db, "uuids", "k INT, id STRING", own_task)
     ids = [str(uuid.UUID(int=random.Random(seed).getrandbits(128))) for seed in range(40)]
     ids += ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
             "80000000-0000-0000-8000-000000000000", "7fffffff-ffff-ffff-7fff-ffffffffffff"]  # fmt: skip
@@ -234,7 +237,7 @@ def test_uuid_text_in_either_case_arrives_as_the_uuid_and_anything_else_fails_th
     assert rows == [(k, ids[k % len(ids)]) for k, _ in spellings]
 
     for bad in ("0b7d6f2e-9c1a-4c1e-8a57-3f4d2e1b0a9g", "0b7d6f2e+9c1a-4c1e-8a57-3f4d2e1b0a99", "not-a-uuid"):
-        refused = _sink(t_env, settings, db, "uuids", "k INT, id STRING")
+        refused = _sink(t_env, settings, db, "uuids", "k INT, id STRING", own_task)
         with pytest.raises(Exception, match=rf"uuids`?\.id: '{re.escape(bad)}' is not a UUID"):
             t_env.execute_sql(f"INSERT INTO {refused} VALUES (1000, '{bad}')").wait()
 

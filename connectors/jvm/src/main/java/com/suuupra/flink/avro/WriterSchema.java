@@ -20,6 +20,11 @@ public final class WriterSchema {
     /** The envelope's fields, which have columns of their own and stay out of payload_json. */
     static final Set<String> ENVELOPE =
             Set.of("event_id", "event_type", "event_time", "producer", "correlation_id", "user_id");
+    /**
+     * The envelope's ids, UUIDs whatever a writer's schema says: a writer may drop the uuid logical type (a
+     * compatible change), and raw_events stores them in UUID columns, which a non-UUID value would fail the job on.
+     */
+    static final Set<String> ENVELOPE_UUIDS = Set.of("event_id", "correlation_id", "user_id");
 
     final Schema schema;
     final GenericDatumReader<GenericRecord> reader;
@@ -81,7 +86,7 @@ public final class WriterSchema {
                 }
                 case STRING -> {
                     stringFields.add(field);
-                    if (logical != null && "uuid".equals(logical.getName())) {
+                    if (logical != null && "uuid".equals(logical.getName()) || ENVELOPE_UUIDS.contains(field.name())) {
                         uuidFields.add(field);
                     } else if (field.name().endsWith("_id")) {
                         idFields.add(field);
@@ -118,7 +123,7 @@ public final class WriterSchema {
     /**
      * Why a decoded record holds a value no event of this platform can have, or null when it holds none: a negative
      * count, amount or duration; an id that is empty, a null-ish word ("null", "None", "undefined") or, for a UUID
-     * field, not a UUID or the nil UUID; a string longer than {@code maxStringBytes} (UTF-8).
+     * field (the writer's schema says uuid, or one of the envelope's ids), not a UUID or the nil UUID; a string longer than {@code maxStringBytes} (UTF-8).
      */
     public String invalidValue(GenericRecord record, long maxStringBytes) {
         for (Schema.Field field : numbers) {

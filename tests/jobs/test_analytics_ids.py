@@ -1,0 +1,82 @@
+"""The envelope's ids (`event_id`, `user_id`, `correlation_id`) reach raw_events' UUID columns as the UUIDs they are,
+in either case, and are checked as UUIDs even when a producer's writer schema drops their uuid logical type (a change
+the registry accepts): a non-UUID id is dead-lettered, never sent to ClickHouse, where it would fail the job on every
+restart (connectors/jvm WriterSchema.ENVELOPE_UUIDS)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+
+from connectors.avro.schema import AvroSchema
+from connectors.avro.serde import AvroSerializer
+from connectors.kafka.dead_letter import read_dead_letters
+from suuupra.clickhouse.migrate import server_backend
+from suuupra.events import EventPublisher, make_registry
+from suuupra.settings import Settings
+from suuupra.simulate.journeys import generate
+from suuupra.verify.acceptance import ENVELOPE_UUIDS
+from suuupra.verify.analytics import source_topics
+from tests.jobs.analytics_support import SUUUPRA, _environment, journeys
+
+pytestmark = pytest.mark.platform
+
+
+def _without_uuid_types(schema: AvroSchema) -> AvroSchema:
+    """The schema with its envelope ids as plain strings."""
+    document = json.loads(schema.text)
+    for field in document["fields"]:
+        if field["name"] in ENVELOPE_UUIDS and isinstance(field["type"], dict):
+            field["type"] = field["type"]["type"]
+    return AvroSchema.from_text(json.dumps(document))
+
+
+def test_envelope_ids_arrive_as_uuids_in_either_case_and_a_non_uuid_one_is_dead_lettered(
+    job_settings: Settings,
+) -> None:
+    publisher = EventPublisher(job_settings)
+    read_by_job = set(source_topics(job_settings))
+    upper, plain, not_a_uuid = [e for e in generate(journeys(seed=43), 400) if publisher.topic_of(e.event_type)
+                                in read_by_job and e.event_type != "clickstream.content_viewed"][:3]  # fmt: skip
+    sent: list[tuple[dict[str, Any], AvroSchema]] = []
+    ids = {name: str(uuid.uuid4()) for name in ENVELOPE_UUIDS}
+    sent.append(({**upper.value, **{name: value.upper() for name, value in ids.items()}},
+                 publisher.catalog.schema_for(upper.event_type).schema))  # fmt: skip
+    plain_schema = _without_uuid_types(publisher.catalog.schema_for(plain.event_type).schema)
+    assert plain_schema.text != publisher.catalog.schema_for(plain.event_type).schema.text
+    sent.append(({**plain.value, "event_id": str(uuid.uuid4())}, plain_schema))
+    refused_id = str(uuid.uuid4())
+    sent.append(({**not_a_uuid.value, "event_id": refused_id, "user_id": "learner-7"},
+                 _without_uuid_types(publisher.catalog.schema_for(not_a_uuid.event_type).schema)))  # fmt: skip
+    # The registry takes the plain-string variant as a new version of its subject (the same Avro type).
+    registering = AvroSerializer(make_registry(job_settings), auto_register=True)
+    for value, schema in sent:
+        topic = publisher.topic_of(value["event_type"])
+        body = registering.serialize(topic, schema, value)
+        publisher.producer.produce_raw(topic, str(value["user_id"]).encode(), body, [],
+                                       timestamp_ms=int(value["event_time"]))  # fmt: skip
+    publisher.flush()
+
+    result = subprocess.run([SUUUPRA, "jobs", "run", "analytics", "--bounded"], env=_environment(job_settings),
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    backend = server_backend(job_settings)
+    try:
+        archived = backend.query(
+            "SELECT toString(event_id), toString(user_id), toString(correlation_id) "
+            f"FROM {job_settings.clickhouse.database}.raw_events FINAL"
+        ).rows
+    finally:
+        backend.close()
+    expected = {(str(v["event_id"]).lower(), str(v["user_id"]).lower(), str(v["correlation_id"]).lower())
+                for v, _ in sent[:2]}  # fmt: skip
+    assert set(archived) == expected
+    assert (ids["event_id"], ids["user_id"], ids["correlation_id"]) in set(archived)
+    letters = read_dead_letters(job_settings.kafka.client_config(), job_settings.topics.dead_letter)
+    assert [letter.headers["reason.code"] for letter in letters] == ["invalid_value"]
+    assert "user_id 'learner-7' is not a UUID" in letters[0].headers["reason"]
