@@ -5,14 +5,15 @@
 --
 -- A key column cannot change its type in place: the rows are copied into a new table, which then takes the name. The
 -- old table stays, as raw_events_before_0006, with every row as it was: drop it once it is no longer needed (a new
--- database's is empty). Rows whose ids are not UUIDs (archived before the decoder checked them, 2026-12-04) are not
+-- database's is empty). Rows whose ids are not UUIDs (archived by versions of the job that did not check them) are not
 -- copied and stay only there. Stop the analytics job first, or the rows it writes between the copy and the rename
 -- land in the old table; leave room on disk for a second copy.
 --
--- Run again after a failure, the file drops a partial copy and makes it again. One case needs a hand: if the server
--- stopped after the RENAME but before this file was recorded, raw_events already is the copy, and the RENAME fails
--- because raw_events_before_0006 exists; rename that table out of the way (keep it: it holds the old rows), then
--- migrate again.
+-- Run again after a failure, the file drops a partial copy and makes it again. Two cases need a hand, both a server
+-- that stopped during or right after the RENAME: if raw_events does not exist (18.16 renames one table after the
+-- other), rename raw_events_before_0006 back to raw_events and migrate again; if raw_events already is the copy but
+-- the file was not recorded, the RENAME fails because raw_events_before_0006 exists: rename that table out of the
+-- way (keep it: it holds the old rows), then migrate again.
 DROP TABLE IF EXISTS {database}.raw_events_uuid;
 
 CREATE TABLE {database}.raw_events_uuid

@@ -78,6 +78,13 @@ public final class WriterSchema {
         for (Schema.Field field : schema.getFields()) {
             Schema type = nonNull(field.schema());
             LogicalType logical = type.getLogicalType();
+            if (ENVELOPE_UUIDS.contains(field.name())) {
+                // Whatever its Avro type (a union with int, an enum): the decoded row holds its text, which must be
+                // a UUID; invalidValue refuses any other value.
+                uuidFields.add(field);
+                stringFields.add(field);
+                continue;
+            }
             switch (type.getType()) {
                 case INT, LONG -> {
                     if (logical == null) {
@@ -86,7 +93,7 @@ public final class WriterSchema {
                 }
                 case STRING -> {
                     stringFields.add(field);
-                    if (logical != null && "uuid".equals(logical.getName()) || ENVELOPE_UUIDS.contains(field.name())) {
+                    if (logical != null && "uuid".equals(logical.getName())) {
                         uuidFields.add(field);
                     } else if (field.name().endsWith("_id")) {
                         idFields.add(field);
