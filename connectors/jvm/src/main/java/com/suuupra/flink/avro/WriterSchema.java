@@ -22,7 +22,8 @@ public final class WriterSchema {
             Set.of("event_id", "event_type", "event_time", "producer", "correlation_id", "user_id");
     /**
      * The envelope's ids, UUIDs whatever a writer's schema says: a writer may drop the uuid logical type (a
-     * compatible change), and raw_events stores them in UUID columns, which a non-UUID value would fail the job on.
+     * compatible change) or give the field another type, and raw_events stores them in UUID columns, which a
+     * non-UUID value would fail the job on.
      */
     static final Set<String> ENVELOPE_UUIDS = Set.of("event_id", "correlation_id", "user_id");
 
@@ -130,7 +131,8 @@ public final class WriterSchema {
     /**
      * Why a decoded record holds a value no event of this platform can have, or null when it holds none: a negative
      * count, amount or duration; an id that is empty, a null-ish word ("null", "None", "undefined") or, for a UUID
-     * field (the writer's schema says uuid, or one of the envelope's ids), not a UUID or the nil UUID; a string longer than {@code maxStringBytes} (UTF-8).
+     * field (the writer's schema says uuid, or one of the envelope's ids), not a UUID or the nil UUID; a string longer
+     * than {@code maxStringBytes} (UTF-8).
      */
     public String invalidValue(GenericRecord record, long maxStringBytes) {
         for (Schema.Field field : numbers) {
