@@ -14,7 +14,6 @@ bench_<id>_uuid) are dropped at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import struct
 import tempfile
@@ -24,15 +23,14 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from cpu_usage import CpuWatch
+
 from schemas import default_catalog
 from suuupra.clickhouse.migrate import MIGRATIONS_DIR, migrate, server_backend
-from suuupra.platform.manager import components
 from suuupra.settings import Settings, load_settings
 from suuupra.simulate.journeys import SimulationProfile, generate
 from suuupra.verify.analytics import canonical_json
 
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-ENVELOPE = ("event_id", "event_type", "event_time", "producer", "correlation_id", "user_id")
 IDS_AS_UUIDS_SINCE = "0006"
 MERGES_WAIT_S = 120.0
 QUIET_S = 5.0
@@ -73,16 +71,9 @@ def encode(rows: list[tuple[str, str, int, str, str, str, str, int, int, str]], 
     return batches
 
 
-def clickhouse_pid(settings: Settings) -> int:
-    pids = [pid for c in components(settings) if c.name == "clickhouse" and (pid := c.pid()) is not None]
-    if not pids:
-        raise SystemExit("ClickHouse is not running here: start the platform with `suuupra platform up`")
-    return pids[0]
-
-
-def clickhouse_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+def clickhouse_cpu_s(watch: CpuWatch) -> float:
+    """The local ClickHouse server's CPU seconds so far (user + system)."""
+    return watch.read().clickhouse
 
 
 def post(settings: Settings, sql: str, body: bytes = b"") -> str:
@@ -103,14 +94,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     settings = load_settings()
-    pid = clickhouse_pid(settings)
+    # Only ClickHouse's figure is read: no job process group.
+    watch = CpuWatch(settings, job_process_group=-1, clock_origin=time.perf_counter())
+    if clickhouse_cpu_s(watch) == 0:
+        raise SystemExit("no local ClickHouse server is running: start the platform with `suuupra platform up`")
     catalog = default_catalog()
+    envelope = set(catalog.envelope_fields)
 
     began = time.perf_counter()
     rows = []
     for offset, event in enumerate(generate(SimulationProfile(seed=1, users=5000), args.rows)):
         value = event.value
-        payload = canonical_json({name: field for name, field in value.items() if name not in ENVELOPE})
+        payload = canonical_json({name: field for name, field in value.items() if name not in envelope})
         rows.append((value["event_id"], value["event_type"], value["event_time"], value["user_id"],
                      value["correlation_id"], value["producer"],
                      settings.topics.resolve(catalog.schema_for(value["event_type"]).topic),
@@ -131,20 +126,21 @@ def main() -> None:
                 database = f"bench_{run}_{ids_as}"
                 backend.query(f"DROP DATABASE IF EXISTS {database}")
                 migrate(backend, database, folder)
-                start_cpu, start = clickhouse_cpu_s(pid), time.perf_counter()
+                start_cpu, start = clickhouse_cpu_s(watch), time.perf_counter()
                 for body in encoded[ids_as]:
                     post(settings, f"INSERT INTO {database}.raw_events FORMAT RowBinary", body)
-                inserts_cpu, inserts_s = clickhouse_cpu_s(pid) - start_cpu, time.perf_counter() - start
+                inserts_cpu, inserts_s = clickhouse_cpu_s(watch) - start_cpu, time.perf_counter() - start
                 merging = f"SELECT count() FROM system.merges WHERE database = '{database}'"
                 quiet_since = inserted = time.perf_counter()
                 # Merges are scheduled a little after the parts they merge: settled once none ran for QUIET_S.
                 while time.perf_counter() - quiet_since < QUIET_S and time.perf_counter() - inserted < MERGES_WAIT_S:
-                    if int(post(settings, merging)):
+                    if backend.query(merging).rows[0][0]:
                         quiet_since = time.perf_counter()
                     time.sleep(0.2)
-                total_cpu = clickhouse_cpu_s(pid) - start_cpu
+                total_cpu = clickhouse_cpu_s(watch) - start_cpu
                 parts, stored = backend.query(
-                    f"SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE database = '{database}' AND active"
+                    "SELECT count(), sum(bytes_on_disk) FROM system.parts "
+                    f"WHERE database = '{database}' AND table = 'raw_events' AND active"
                 ).rows[0]
                 print(f"round {round_number}, ids as {ids_as:<4}: inserts {inserts_cpu / args.rows * 1e6:.2f} us/row "
                       f"({args.rows / inserts_s:,.0f} rows/s), inserts and merges {total_cpu / args.rows * 1e6:.2f} "

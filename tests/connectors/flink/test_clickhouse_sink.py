@@ -227,7 +227,8 @@ def test_uuid_text_in_either_case_arrives_as_the_uuid_and_anything_else_fails_th
     ids = [str(uuid.UUID(int=random.Random(seed).getrandbits(128))) for seed in range(40)]
     ids += ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
             "80000000-0000-0000-8000-000000000000", "7fffffff-ffff-ffff-7fff-ffffffffffff"]  # fmt: skip
-    # Lowercase, uppercase (the decoder accepts both), and text Flink made at run time rather than a literal.
+    # Lowercase, uppercase (the decoder accepts both) and concatenated text; which parser reads them is decided by
+    # own_task (above), not by how the text was made.
     spellings = [(i, f"'{id_}'") for i, id_ in enumerate(ids)]
     spellings += [(len(ids) + i, f"UPPER('{id_}')") for i, id_ in enumerate(ids)]
     spellings += [(2 * len(ids) + i, f"CONCAT('{id_[:18]}', '{id_[18:]}')") for i, id_ in enumerate(ids)]
