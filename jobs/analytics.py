@@ -34,6 +34,7 @@ from connectors.flink.tables import (
     ClickHouseSinkOptions,
     DecodedField,
     UserSessionsView,
+    column_definitions,
     register_jvm_functions,
     register_user_sessions,
     sql_string,
@@ -213,13 +214,8 @@ def _declare_sinks(t_env: StreamTableEnvironment, settings: Settings) -> None:
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE sink_{table} ({quoted}{primary_key})
             WITH ({with_clause(sink.options(table))})""")
-    # PyFlink prints a column's type as "DATA": its SQL text comes from the Java type (rowtime as a plain timestamp).
-    view_columns = ", ".join(
-        f"`{column.get_name()}` {column._j_column.getDataType().getLogicalType().asSerializableString()}"
-        for column in t_env.from_path("events").get_resolved_schema().get_columns()
-    )
     t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE sink_raw_events ({view_columns})
+        CREATE TEMPORARY TABLE sink_raw_events ({column_definitions(t_env, "events")})
         WITH ({with_clause(sink.options("raw_events", RAW_EVENTS_COLUMNS))})""")
 
 

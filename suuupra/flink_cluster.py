@@ -22,6 +22,8 @@ from suuupra.settings import Settings
 PYFLINK_HOME = Path(pyflink.__file__).resolve().parent
 HEARTBEAT_INTERVAL_MS = 2000
 PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
+# Flink's scripts write the pid of each TaskManager they start to a file of this name in the cluster's run folder.
+TASKMANAGER_PID_FILES = "flink-*-taskexecutor.pid"
 
 
 class FlinkCluster:
@@ -140,16 +142,13 @@ class FlinkCluster:
             for pid_file in (self.home / "run").glob(pattern)
         }
 
-    def _taskmanager_pid_files(self) -> dict[Path, list[int]]:
-        return self._live_pids("flink-*-taskexecutor.pid")
-
     def taskmanager_pids(self) -> list[int]:
         """The TaskManager processes this cluster started that still run."""
-        return [pid for pids in self._taskmanager_pid_files().values() for pid in pids]
+        return [pid for pids in self._live_pids(TASKMANAGER_PID_FILES).values() for pid in pids]
 
     def _forget_dead_taskmanagers(self) -> None:
         # So the file names only TaskManagers that run: `taskmanager.sh stop` signals what it lists.
-        for pid_file, alive in self._taskmanager_pid_files().items():
+        for pid_file, alive in self._live_pids(TASKMANAGER_PID_FILES).items():
             pid_file.write_text("".join(f"{pid}\n" for pid in alive))
 
     def _run_script(self, script: str, action: str) -> None:

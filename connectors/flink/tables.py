@@ -96,6 +96,17 @@ def with_clause(options: Mapping[str, str]) -> str:
     return ",\n".join(f"{sql_string(key)} = {sql_string(value)}" for key, value in options.items())
 
 
+def column_definitions(t_env: StreamTableEnvironment, view: str) -> str:
+    """`view`'s columns as a CREATE TABLE's column list, for a sink that takes the view's rows as they are. Each type
+    is its Java type's SQL text (PyFlink prints every column's type as "DATA"); a time attribute becomes a plain
+    timestamp, which a sink's column is."""
+    columns = t_env.from_path(view).get_resolved_schema().get_columns()
+    return ", ".join(
+        f"`{column.get_name()}` {column._j_column.getDataType().getLogicalType().asSerializableString()}"
+        for column in columns
+    )
+
+
 def kafka_raw_options(
     client_config: Mapping[str, ConfigValue], topics: Sequence[str], group_id: str | None, bounded: bool
 ) -> dict[str, str]:
