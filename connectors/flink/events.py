@@ -1,10 +1,10 @@
 """Domain events from Kafka as one SQL view, decoded and sequenced in the JVM (connectors/jvm, `SequencedEvents`).
 
 Each record is decoded once, in the task that read it, into a binary row: Confluent-framed Avro by its writer's
-schema, the asked-for top-level fields by name, the rest of the payload as JSON; and the late rule marks an event
-more than `late_bound_ms` older than the newest event already seen in its Kafka partition (checkpointed state, fed
-in offset order). Every branch of a job reads that view, so nothing is decoded twice and no row is converted to
-Java or Python objects on the way.
+schema, the asked-for top-level fields by name, the rest of the payload as JSON (UUIDs in lowercase in both); and the
+late rule marks an event more than `late_bound_ms` older than the newest event already seen in its Kafka partition
+(checkpointed state, fed in offset order). Every branch of a job reads that view, so nothing is decoded twice and no
+row is converted to Java or Python objects on the way.
 
 Columns: `record_key`, `payload` (the bytes, only where `ok` is false), `kafka_topic`, `kafka_partition`,
 `kafka_offset`, `ok`, `error`, `error_code`, `payload_json` (NULL unless asked for), the decoded fields, `high_ms`

@@ -54,7 +54,6 @@ def search(ctx: typer.Context) -> None:
     """Read the content and clickstream topics to their end, compute the index (every item at its newest published
     revision, embedded by the current model) and the co-watch counts again in plain Python, and compare them with the
     search engine. Exit 1 on any difference. Run it once the indexing job has caught up."""
-    from connectors.avro.values import to_wire
     from schemas import default_catalog
     from suuupra.events import event_consumer
     from suuupra.search.cowatch import CoWatchGraph
@@ -72,7 +71,7 @@ def search(ctx: typer.Context) -> None:
             # Only the events the job takes in (what it dead-letters is in no result).
             acceptance = Acceptance(settings, default_catalog())
             with event_consumer(settings, topics, read_only=True) as consumer:
-                events = [to_wire(r.value) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
+                events = [acceptance.as_read(r) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]
         expected_index = expected_rows(content, embedder)
         expected_graph = expected_cowatch(events, settings.search.cowatch_window_s * 1000)

@@ -97,6 +97,17 @@ class Acceptance:
         self.rules = {event_type: field_rules(event) for event_type, event in catalog.events.items()}
         self.valid_from, self.valid_until = settings.flink.event_time_range_ms
 
+    def as_read(self, record: ConsumedRecord) -> dict[str, Any]:
+        """The record's value (wire values) as the job's decoder hands it on: its UUIDs in lowercase (connectors/jvm
+        WriterSchema.lowercaseUuids), so an id sent in either case is one id."""
+        value: dict[str, Any] = to_wire(record.value)
+        event = self.catalog.events.get(str(value.get("event_type")))
+        if event is not None:
+            for name in self.rules[event.event_type].uuids:
+                if isinstance(value.get(name), str):
+                    value[name] = value[name].lower()
+        return value
+
     def refusal(self, record: ConsumedRecord) -> str | None:
         """Why the job refuses the record (a reason code of docs/analytics.md), or None when it takes it in."""
         value = to_wire(record.value)

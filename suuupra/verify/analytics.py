@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.avro.values import to_wire
 from connectors.clickhouse.backend import ClickHouseBackend
 from schemas import default_catalog
 from suuupra.events import event_consumer
@@ -133,11 +132,9 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
         (e.value["event_id"], e.value["event_type"], e.topic, e.partition, e.offset, lateness) for e, lateness in late
     }
     envelope = set(default_catalog().envelope_fields)
-    # raw_events holds the envelope's ids as UUIDs, which read back as lowercase text whatever case they were sent in.
     raw_events = {
-        (_uuid_text(e.value["event_id"]), e.value["event_type"], _utc(e.time), e.time,
-         _uuid_text(e.value.get("user_id")), _uuid_text(e.value.get("correlation_id")), e.value.get("producer"),
-         e.topic, e.partition, e.offset,
+        (e.value["event_id"], e.value["event_type"], _utc(e.time), e.time, e.value.get("user_id"),
+         e.value.get("correlation_id"), e.value.get("producer"), e.topic, e.partition, e.offset,
          canonical_json({name: value for name, value in e.value.items() if name not in envelope}))
         for e in events
     }  # fmt: skip
@@ -185,14 +182,10 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
     acceptance = Acceptance(settings, default_catalog())
     with event_consumer(settings, source_topics(settings), read_only=True, as_written=True) as consumer:
         return [
-            KafkaEvent(record.topic, record.partition, record.offset, to_wire(record.value))
+            KafkaEvent(record.topic, record.partition, record.offset, acceptance.as_read(record))
             for record in consumer.read_to_end()
             if acceptance.refusal(record) is None
         ]
-
-
-def _uuid_text(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
 
 
 def canonical_json(value: Any) -> str:

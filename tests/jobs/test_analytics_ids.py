@@ -1,7 +1,8 @@
-"""The envelope's ids (`event_id`, `user_id`, `correlation_id`) reach raw_events' UUID columns as the UUIDs they are,
-in either case, and are checked as UUIDs even when a producer's writer schema drops their uuid logical type (a change
-the registry accepts): a non-UUID id is dead-lettered, never sent to ClickHouse, where it would fail the job on every
-restart (connectors/jvm WriterSchema.ENVELOPE_UUIDS)."""
+"""Ids as the UUIDs they are. The envelope's ids (`event_id`, `user_id`, `correlation_id`) reach raw_events' UUID
+columns in either case, and are checked as UUIDs even when a producer's writer schema drops their uuid logical type
+(a change the registry accepts): a non-UUID id is dead-lettered, never sent to ClickHouse, where it would fail the job
+on every restart (connectors/jvm WriterSchema.ENVELOPE_UUIDS). And a UUID sent in uppercase is the same id as in
+lowercase in every table (WriterSchema.lowercaseUuids)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import AvroSerializer
 from connectors.kafka.dead_letter import read_dead_letters
 from suuupra.clickhouse.migrate import server_backend
-from suuupra.events import EventPublisher, make_registry
+from suuupra.events import EVENT_TYPE_HEADER, EventPublisher, event_time_ms, make_registry
 from suuupra.settings import Settings
 from suuupra.simulate.journeys import generate
-from suuupra.verify.acceptance import ENVELOPE_UUIDS
+from suuupra.verify.acceptance import ENVELOPE_UUIDS, Acceptance
 from suuupra.verify.analytics import source_topics
-from tests.jobs.analytics_support import SUUUPRA, _environment, journeys
+from tests.jobs.analytics_support import SUUUPRA, _differences, _environment, journeys
 
 pytestmark = pytest.mark.platform
 
@@ -84,3 +85,36 @@ def test_envelope_ids_arrive_as_uuids_in_either_case_and_a_non_uuid_one_is_dead_
     letters = read_dead_letters(job_settings.kafka.client_config(), job_settings.topics.dead_letter)
     assert [letter.headers["reason.code"] for letter in letters] == ["invalid_value"]
     assert "user_id 'learner-7' is not a UUID" in letters[0].headers["reason"]
+
+
+def test_a_uuid_sent_in_uppercase_is_the_same_id_in_every_table(job_settings: Settings) -> None:
+    """Every other event has its UUIDs (its schema's uuid fields and the envelope's ids) in uppercase; its Kafka key,
+    by which a producer partitions a user's events, stays the user's id as the service made it. Every table equals
+    the oracle's, which reads each id in lowercase: a user is one user in the sessions, the distinct viewers and the
+    funnel, a lesson one lesson in content_minute, and raw_events.payload holds the ids in lowercase. Without the
+    decoder's lowercasing, a user's two spellings made two users' sessions, and the payload kept the uppercase ids."""
+    publisher = EventPublisher(job_settings)
+    rules = Acceptance(job_settings, publisher.catalog).rules
+    read_by_job = set(source_topics(job_settings))
+    uppercase_ids = 0
+    for index, event in enumerate(generate(journeys(seed=44), 600)):
+        value = dict(event.value)
+        topic = publisher.topic_of(event.event_type)
+        if index % 2 and topic in read_by_job:
+            for name in rules[event.event_type].uuids:
+                if isinstance(value.get(name), str):
+                    value[name] = value[name].upper()
+                    uppercase_ids += 1
+        schema = publisher.catalog.schema_for(event.event_type).schema
+        publisher.producer.produce(topic, str(event.value["user_id"]), schema, value,
+                                   [(EVENT_TYPE_HEADER, event.event_type.encode())],
+                                   timestamp_ms=event_time_ms(value))  # fmt: skip
+    publisher.flush()
+    assert uppercase_ids > 600, "most events the job reads must carry ids in uppercase"
+
+    result = subprocess.run([SUUUPRA, "jobs", "run", "analytics", "--bounded"], env=_environment(job_settings),
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    differences = _differences(job_settings)
+    assert differences == {}, str(differences)[:3000]
+    assert read_dead_letters(job_settings.kafka.client_config(), job_settings.topics.dead_letter) == []

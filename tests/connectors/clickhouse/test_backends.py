@@ -42,7 +42,7 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("unique_viewers", "UInt64"), ("watch_seconds", "UInt64"), ("completed_views", "UInt64"),
     ],
     "user_sessions": [
-        ("user_id", "String"), ("session_start", "DateTime('UTC')"), ("session_end", "DateTime('UTC')"),
+        ("user_id", "UUID"), ("session_start", "DateTime('UTC')"), ("session_end", "DateTime('UTC')"),
         ("duration_seconds", "UInt32"), ("events", "UInt32"), ("contents_watched", "UInt32"), ("version", "UInt64"),
         ("deleted", "UInt8"),
     ],
@@ -56,7 +56,7 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
     ],
     "registrations_minute": [("window_start", "DateTime('UTC')"), ("registrations", "UInt64")],
     "late_events": [
-        ("event_id", "String"), ("event_type", "String"), ("user_id", "String"), ("event_time", "DateTime('UTC')"),
+        ("event_id", "UUID"), ("event_type", "String"), ("user_id", "UUID"), ("event_time", "DateTime('UTC')"),
         ("watermark", "DateTime('UTC')"), ("lateness_ms", "Int64"), ("topic", "String"), ("partition", "Int32"),
         ("kafka_offset", "Int64"), ("reason", "String"),
     ],
@@ -390,6 +390,61 @@ def test_raw_events_of_text_ids_get_uuid_ids_and_the_old_table_keeps_every_row(
     assert sorted(backend.execute(read.format(table="raw_events_before_0006"))) == written
     tables = f"SELECT name FROM system.tables WHERE database = '{database}' AND name LIKE 'raw_events%' ORDER BY name"
     assert backend.execute(tables) == [("raw_events",), ("raw_events_before_0006",)]
+
+
+def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_keep_every_row(
+    engine: tuple[ClickHouseBackend, Databases], tmp_path: Path
+) -> None:
+    """0007 does for late_events' and user_sessions' ids what 0006 does for raw_events': rows whose ids are UUIDs (in
+    either case) are copied, the others are not, the old tables stay with every row, and a run that failed before its
+    RENAME is made good by the next one."""
+    backend, databases = engine
+    database = databases.new("uuid_ids_0007")
+    before = tmp_path / "before"
+    before.mkdir()
+    rebuild = next(m for m in load_migrations() if m.label.startswith("0007_"))
+    for migration in MIGRATIONS_DIR.glob("*.sql"):
+        if migration.name < rebuild.path.name:
+            shutil.copy(migration, before)
+    migrate(backend, database, before)
+    ids = {"late_events": (0, 2), "user_sessions": (0,)}  # the positions of each table's ids in its rows
+
+    def id_types(table: str) -> list[tuple[Any, ...]]:
+        return backend.execute(f"SELECT name, type FROM system.columns WHERE database = '{database}' "
+                               f"AND table = '{table}' AND name IN ('event_id', 'user_id') ORDER BY name")  # fmt: skip
+
+    assert id_types("late_events") == [("event_id", "String"), ("user_id", "String")]
+    written: dict[str, list[tuple[Any, ...]]] = {}
+    for table, positions in ids.items():
+        columns = [c for c, _ in CONTRACT[table]]
+        rows = sample_rows()[table]
+        rows[1] = tuple(value.upper() if i in positions else value for i, value in enumerate(rows[1]))
+        rows[2] = tuple("null" if i == positions[0] else value for i, value in enumerate(rows[2]))  # not a UUID
+        rows[3] = tuple("" if i == positions[-1] else value for i, value in enumerate(rows[3]))
+        backend.insert(f"{database}.{table}", columns, rows)
+        written[table] = sorted(backend.execute(f"SELECT {', '.join(columns)} FROM {database}.{table}"))
+    # A run that stopped after its first copy: the next one makes the copies again.
+    for statement in rebuild.statements(database)[:3]:
+        backend.execute(statement)
+
+    assert rebuild.label in [m.label for m in migrate(backend, database).applied]
+    assert id_types("late_events") == [("event_id", "UUID"), ("user_id", "UUID")]
+    assert id_types("user_sessions") == [("user_id", "UUID")]
+    copied: dict[str, list[tuple[Any, ...]]] = {}
+    for table, positions in ids.items():
+        selected = ", ".join(c for c, _ in CONTRACT[table])
+        lowercase = [tuple(value.lower() if i in positions else value for i, value in enumerate(row))
+                     for row in written[table]]  # fmt: skip
+        copied[table] = [row for row in lowercase if all(row[i] not in ("null", "") for i in positions)]
+        assert len(copied[table]) == len(lowercase) - 2
+        assert sorted(backend.execute(f"SELECT {selected} FROM {database}.{table}")) == copied[table]
+        assert sorted(backend.execute(f"SELECT {selected} FROM {database}.{table}_before_0007")) == written[table]
+    # A late event's id finds its raw event without a conversion (a String id would not join a UUID one).
+    late = copied["late_events"][0]
+    backend.insert(f"{database}.raw_events", ["event_id", "event_type", "user_id"], [(late[0], late[1], late[2])])
+    joined = backend.execute(f"SELECT event_id FROM {database}.late_events "
+                             f"ALL INNER JOIN (SELECT event_id FROM {database}.raw_events) USING event_id")  # fmt: skip
+    assert joined == [(late[0],)]
 
 
 # --- values --------------------------------------------------------------------------------------------------------

@@ -86,3 +86,13 @@ def test_a_type_on_the_wrong_topic_another_schema_or_a_contradicting_header_is_r
     other = CATALOG.schema_for("clickstream.content_viewed").record_name
     assert acceptance.refusal(_record(settings, payment, record_name=other)) == "schema_mismatch"
     assert acceptance.refusal(_record(settings, view, header="clickstream.session_started")) == "schema_mismatch"
+
+
+def test_an_event_is_read_with_its_uuids_in_lowercase_and_its_other_text_as_sent(settings: Settings) -> None:
+    acceptance = Acceptance(settings, CATALOG)
+    event = _one("clickstream.content_viewed")
+    uuids = acceptance.rules["clickstream.content_viewed"].uuids
+    assert {"event_id", "user_id", "correlation_id", "content_id", "course_id"} <= set(uuids)
+    shouted = {**event, **{name: event[name].upper() for name in uuids}, "producer": "Simulator-X"}
+    assert acceptance.refusal(_record(settings, shouted)) is None
+    assert acceptance.as_read(_record(settings, shouted)) == {**event, "producer": "Simulator-X"}

@@ -2,6 +2,7 @@ package com.suuupra.flink.avro;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 
 import org.apache.avro.LogicalType;
@@ -174,6 +175,35 @@ public final class WriterSchema {
             }
         }
         return null;
+    }
+
+    /**
+     * Writes the record's UUIDs (the fields {@link #invalidValue} checked as UUIDs, so canonical text) in lowercase, as
+     * RFC 9562 writes them: an id sent in uppercase then names the same user, content or event as in lowercase in
+     * every column, in payload_json and in every distinct count, as it does in a ClickHouse UUID column. An Avro
+     * {@link Utf8} is changed in place (the record is the reader's, read into again by the next one); any other text
+     * is replaced.
+     */
+    public void lowercaseUuids(GenericRecord record) {
+        for (Schema.Field field : uuids) {
+            Object value = record.get(field.pos());
+            if (value instanceof Utf8 utf8) {
+                byte[] bytes = utf8.getBytes();
+                boolean changed = false;
+                for (int i = 0; i < utf8.getByteLength(); i++) {
+                    // Only the hex letters A-F can be uppercase in a UUID; setting bit 5 lowercases them.
+                    if (bytes[i] >= 'A' && bytes[i] <= 'F') {
+                        bytes[i] |= 0x20;
+                        changed = true;
+                    }
+                }
+                if (changed) {
+                    utf8.setByteLength(utf8.getByteLength()); // drops the String and hash Utf8 caches
+                }
+            } else if (value instanceof CharSequence text) {
+                record.put(field.pos(), text.toString().toLowerCase(Locale.ROOT));
+            }
+        }
     }
 
     /** 1 for the bytes of a hex digit, 0 for every other byte. */

@@ -120,6 +120,7 @@ final class EventDecoder implements KafkaRecordDeserializationSchema<RowData> {
             } else if ((invalid = avro.writer().invalidValue(event, config.maxStringBytes)) != null) {
                 failed(record, INVALID_VALUE, avro.writer().fullName() + ": " + invalid);
             } else {
+                avro.writer().lowercaseUuids(event);
                 decoded(event, positions);
                 rowtime = eventTime;
             }
