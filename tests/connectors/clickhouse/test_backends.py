@@ -442,8 +442,8 @@ def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_ke
     # A late event's id finds its raw event without a conversion (a String id would not join a UUID one).
     late = copied["late_events"][0]
     backend.insert(f"{database}.raw_events", ["event_id", "event_type", "user_id"], [(late[0], late[1], late[2])])
-    joined = backend.execute(f"SELECT event_id FROM {database}.late_events "
-                             f"ALL INNER JOIN (SELECT event_id FROM {database}.raw_events) AS raw USING event_id")  # fmt: skip
+    raw_ids = f"(SELECT event_id FROM {database}.raw_events) AS raw"
+    joined = backend.execute(f"SELECT event_id FROM {database}.late_events ALL INNER JOIN {raw_ids} USING event_id")
     assert joined == [(late[0],)]
 
 
