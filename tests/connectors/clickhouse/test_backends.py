@@ -22,7 +22,14 @@ from typer.testing import CliRunner
 from connectors.clickhouse.backend import ClickHouseBackend
 from connectors.clickhouse.embedded import EmbeddedBackend
 from suuupra.cli import clickhouse_cmd
-from suuupra.clickhouse.migrate import MIGRATIONS_DIR, MigrationError, load_migrations, migrate, server_backend
+from suuupra.clickhouse.migrate import (
+    MIGRATIONS_DIR,
+    Migration,
+    MigrationError,
+    load_migrations,
+    migrate,
+    server_backend,
+)
 from suuupra.clickhouse.panels import PanelError, get_panel, load_panels, run_panel
 from suuupra.platform.manager import Platform
 from suuupra.settings import Settings
@@ -349,6 +356,18 @@ def test_broken_migration_is_not_recorded(engine: tuple[ClickHouseBackend, Datab
     assert recorded == [(1,)]
 
 
+def _migrated_up_to(backend: ClickHouseBackend, database: str, number: str, tmp_path: Path) -> Migration:
+    """`database` migrated by every file before migration `number`; returns that migration."""
+    before = tmp_path / "before"
+    before.mkdir()
+    rebuild = next(m for m in load_migrations() if m.label.startswith(f"{number}_"))
+    for migration in MIGRATIONS_DIR.glob("*.sql"):
+        if migration.name < rebuild.path.name:
+            shutil.copy(migration, before)
+    migrate(backend, database, before)
+    return rebuild
+
+
 def test_raw_events_of_text_ids_get_uuid_ids_and_the_old_table_keeps_every_row(
     engine: tuple[ClickHouseBackend, Databases], tmp_path: Path
 ) -> None:
@@ -357,13 +376,7 @@ def test_raw_events_of_text_ids_get_uuid_ids_and_the_old_table_keeps_every_row(
     the next one."""
     backend, databases = engine
     database = databases.new("uuid_ids")
-    before = tmp_path / "before"
-    before.mkdir()
-    rebuild = next(m for m in load_migrations() if m.label.startswith("0006_"))
-    for migration in MIGRATIONS_DIR.glob("*.sql"):
-        if migration.name < rebuild.path.name:
-            shutil.copy(migration, before)
-    migrate(backend, database, before)
+    rebuild = _migrated_up_to(backend, database, "0006", tmp_path)
     ids_type = (
         f"SELECT type FROM system.columns WHERE database = '{database}' AND table = 'raw_events' AND name = 'user_id'"
     )
@@ -400,13 +413,7 @@ def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_ke
     RENAME is made good by the next one."""
     backend, databases = engine
     database = databases.new("uuid_ids_0007")
-    before = tmp_path / "before"
-    before.mkdir()
-    rebuild = next(m for m in load_migrations() if m.label.startswith("0007_"))
-    for migration in MIGRATIONS_DIR.glob("*.sql"):
-        if migration.name < rebuild.path.name:
-            shutil.copy(migration, before)
-    migrate(backend, database, before)
+    rebuild = _migrated_up_to(backend, database, "0007", tmp_path)
     ids = {"late_events": (0, 2), "user_sessions": (0,)}  # the positions of each table's ids in its rows
 
     def id_types(table: str) -> list[tuple[Any, ...]]:
