@@ -39,7 +39,7 @@ def summarize(settings: Settings) -> TopicSummary:
         for record in consumer.read_to_end():
             summary.by_topic[record.topic] += 1
             summary.by_event_type[str(record.value.get("event_type"))] += 1
-            summary.users.add(str(record.value.get("user_id")))
+            summary.users.add(str(record.value.get("user_id")).lower())  # a UUID: one user in either case
             summary.bytes_read += record.size_bytes
         summary.unreadable = consumer.skipped
     summary.dead_letters_by_reason = _dead_letter_reasons(settings)

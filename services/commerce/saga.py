@@ -58,9 +58,9 @@ def fraud_decision(payment: dict[str, Any]) -> dict[str, Any]:
     elif amount > REVIEW_ABOVE_MINOR:
         decision, score, reasons = "REVIEW", 0.75, [f"amount {amount} above {REVIEW_ABOVE_MINOR}"]
     return {
-        # Derived from the payment's event: a decision published again (a crash before the offset was stored) has
-        # the same id, so the saga recognises the repeat.
-        "event_id": str(uuid.uuid5(DECISION_NAMESPACE, str(payment["event_id"]))),
+        # Derived from the payment's event id, in lowercase as the fraud job reads it: a decision published again (a
+        # crash before the offset was stored) has the same id, so the saga recognises the repeat.
+        "event_id": str(uuid.uuid5(DECISION_NAMESPACE, str(payment["event_id"]).lower())),
         "event_type": "payment.fraud_decided",
         "event_time": int(time.time() * 1000),
         "producer": "fraud-rules-standin",

@@ -52,6 +52,7 @@ def get_command(
     from suuupra.features.store import FeatureStoreError, feature_refs, feature_store, online_features
 
     settings = state(ctx).settings
+    user_id = user_id.lower()  # a UUID, which the jobs key in lowercase: found whatever case it is typed in
     try:
         store = feature_store(settings)
         values: dict[str, Any] = {}

@@ -55,7 +55,7 @@ def search(ctx: typer.Context) -> None:
     revision, embedded by the current model) and the co-watch counts again in plain Python, and compare them with the
     search engine. Exit 1 on any difference. Run it once the indexing job has caught up."""
     from schemas import default_catalog
-    from suuupra.events import event_consumer
+    from suuupra.events import event_consumer, make_registry
     from suuupra.search.cowatch import CoWatchGraph
     from suuupra.search.embedder import ModelError, ModelStore
     from suuupra.search.engine import SearchUnavailableError, engine_client
@@ -69,7 +69,7 @@ def search(ctx: typer.Context) -> None:
         with console.status("reading the content and clickstream topics from Kafka ..."):
             topics = [settings.topics.content, settings.topics.clickstream]
             # Only the events the job takes in (what it dead-letters is in no result).
-            acceptance = Acceptance(settings, default_catalog())
+            acceptance = Acceptance(settings, default_catalog(), make_registry(settings))
             with event_consumer(settings, topics, read_only=True) as consumer:
                 events = [acceptance.as_read(r) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]

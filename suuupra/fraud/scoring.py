@@ -31,9 +31,9 @@ DECISION_COLUMNS = ["decision_id", "decision", "score", "reasons", "model_versio
 
 
 def decision_id(payment_event_id: str) -> str:
-    """Derived from the payment's event (as the stand-in does): a replay after a crash yields the same id, so every
-    consumer keeps one decision per payment."""
-    return str(uuid.uuid5(DECISION_NAMESPACE, payment_event_id))
+    """Derived from the payment's event id as the jobs read it, in lowercase (as the stand-in does): a replay after a
+    crash yields the same id, so every consumer keeps one decision per payment."""
+    return str(uuid.uuid5(DECISION_NAMESPACE, payment_event_id.lower()))
 
 
 def payment_features(reader: AsOfReader, payments: pd.DataFrame) -> dict[str, NDArray[np.float64]]:

@@ -10,10 +10,13 @@ a null-ish word, a string (or an array of strings, in total) longer than `flink.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors.avro.values import to_wire
 from connectors.kafka.consumer import ConsumedRecord
@@ -46,9 +49,11 @@ def _non_null(schema: Any) -> Any:
     return schema
 
 
-def field_rules(event: EventSchema) -> FieldRules:
+def field_rules(schema: Mapping[str, Any]) -> FieldRules:
+    """The rules of a record schema (parsed Avro JSON): the catalogue's, or a writer's, as the jobs' decoder applies
+    the writer's."""
     numbers, uuids, ids, strings, arrays = [], [], [], [], []
-    for entry in event.schema.parsed["fields"]:
+    for entry in schema["fields"]:
         name, schema = entry["name"], _non_null(entry["type"])
         kind = schema.get("type") if isinstance(schema, dict) else schema
         logical = schema.get("logicalType") if isinstance(schema, dict) else None
@@ -91,11 +96,25 @@ def impossible_value(value: Mapping[str, Any], rules: FieldRules, max_string_byt
 class Acceptance:
     """Decides, record by record, whether a job reading `topics` takes a readable record in."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, registry: SchemaRegistryClient | None = None) -> None:
+        """With `registry`, a record's field rules come from its writer's schema (by the record's schema id), as the
+        jobs' decoder takes them: a writer may add or drop a uuid logical type, a compatible change. Without, from
+        the catalogue's schema of its type (`rules`)."""
         self.settings = settings
         self.catalog = catalog
-        self.rules = {event_type: field_rules(event) for event_type, event in catalog.events.items()}
+        self.registry = registry
+        self.rules = {event_type: field_rules(event.schema.parsed) for event_type, event in catalog.events.items()}
+        self._writer_rules: dict[int, FieldRules] = {}
         self.valid_from, self.valid_until = settings.flink.event_time_range_ms
+
+    def rules_for(self, record: ConsumedRecord, event: EventSchema) -> FieldRules:
+        if self.registry is None:
+            return self.rules[event.event_type]
+        if (rules := self._writer_rules.get(record.schema_id)) is None:
+            # The record was decoded with this schema: the registry has its text.
+            writer = json.loads(self.registry.get_schema(record.schema_id).schema_str or "")
+            rules = self._writer_rules[record.schema_id] = field_rules(writer)
+        return rules
 
     def as_read(self, record: ConsumedRecord) -> dict[str, Any]:
         """The record's value (wire values) as the job's decoder hands it on: its UUIDs in lowercase (connectors/jvm
@@ -103,7 +122,7 @@ class Acceptance:
         value: dict[str, Any] = to_wire(record.value)
         event = self.catalog.events.get(str(value.get("event_type")))
         if event is not None:
-            for name in self.rules[event.event_type].uuids:
+            for name in self.rules_for(record, event).uuids:
                 if isinstance(value.get(name), str):
                     value[name] = value[name].lower()
         return value
@@ -121,6 +140,6 @@ class Acceptance:
         time = value.get("event_time")
         if not isinstance(time, int) or not self.valid_from <= time < self.valid_until:
             return "invalid_event_time"
-        if impossible_value(value, self.rules[event.event_type], self.settings.flink.max_string_bytes):
+        if impossible_value(value, self.rules_for(record, event), self.settings.flink.max_string_bytes):
             return "invalid_value"
         return None

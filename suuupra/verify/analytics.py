@@ -17,9 +17,9 @@ from typing import Any
 
 from connectors.clickhouse.backend import ClickHouseBackend
 from schemas import default_catalog
-from suuupra.events import event_consumer
+from suuupra.events import event_consumer, make_registry
 from suuupra.settings import Settings
-from suuupra.verify.acceptance import Acceptance
+from suuupra.verify.acceptance import CANONICAL_UUID, Acceptance
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -114,7 +114,9 @@ def expected_tables(events: list[KafkaEvent], bound_ms: int) -> dict[str, set[tu
                 session.append(click)
                 continue
             start, end = session[0]["event_time"], session[-1]["event_time"]
-            watched = {v["content_id"] for v in session if v["event_type"] == "clickstream.content_viewed"}
+            watched = {
+                _content_key(v["content_id"]) for v in session if v["event_type"] == "clickstream.content_viewed"
+            }
             user_sessions.add((user, _utc(start), _utc(end), (end - start) // 1000, len(session), len(watched)))
             session = [click] if click is not None else []
 
@@ -179,13 +181,21 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
     """Every event of the job's topics the job accepts, read to their current end: readable and a possible event of
     its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them). Read as
     the job reads them, with their writer's fields (raw_events.payload holds those)."""
-    acceptance = Acceptance(settings, default_catalog())
+    acceptance = Acceptance(settings, default_catalog(), make_registry(settings))
     with event_consumer(settings, source_topics(settings), read_only=True, as_written=True) as consumer:
         return [
             KafkaEvent(record.topic, record.partition, record.offset, acceptance.as_read(record))
             for record in consumer.read_to_end()
             if acceptance.refusal(record) is None
         ]
+
+
+def _content_key(content_id: Any) -> Any:
+    """What the sessions operator counts as one watched content: a UUID's 128 bits, so its text in either case (a
+    writer that does not mark content_id uuid keeps its case), any other id its text (connectors/jvm ContentIds)."""
+    if isinstance(content_id, str) and CANONICAL_UUID.fullmatch(content_id):
+        return content_id.lower()
+    return content_id
 
 
 def canonical_json(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -25,13 +26,14 @@ from suuupra.verify.analytics import source_topics
 from tests.jobs.analytics_support import SUUUPRA, _differences, _environment, journeys
 
 pytestmark = pytest.mark.platform
+VIEW = "clickstream.content_viewed"
 
 
-def _without_uuid_types(schema: AvroSchema) -> AvroSchema:
-    """The schema with its envelope ids as plain strings."""
+def _without_uuid_types(schema: AvroSchema, names: Collection[str] = ENVELOPE_UUIDS) -> AvroSchema:
+    """The schema with these fields (the envelope's ids by default) as plain strings."""
     document = json.loads(schema.text)
     for field in document["fields"]:
-        if field["name"] in ENVELOPE_UUIDS and isinstance(field["type"], dict):
+        if field["name"] in names and isinstance(field["type"], dict):
             field["type"] = field["type"]["type"]
     return AvroSchema.from_text(json.dumps(document))
 
@@ -92,25 +94,35 @@ def test_a_uuid_sent_in_uppercase_is_the_same_id_in_every_table(job_settings: Se
     by which a producer partitions a user's events, stays the user's id as the service made it. Every table equals
     the oracle's, which reads each id in lowercase: a user is one user in the sessions, the distinct viewers and the
     funnel, a lesson one lesson in content_minute, and raw_events.payload holds the ids in lowercase. Without the
-    decoder's lowercasing, a user's two spellings made two users' sessions, and the payload kept the uppercase ids."""
+    decoder's lowercasing, a user's two spellings made two users' sessions, and the payload kept the uppercase ids.
+
+    Some views are written with a schema whose content_id and course_id are plain strings (dropping a logical type is
+    a compatible change): those ids are text, not UUIDs, to the job, which keeps their case, and so must the oracle,
+    which takes each record's rules from its writer's schema."""
     publisher = EventPublisher(job_settings)
+    registering = AvroSerializer(make_registry(job_settings), auto_register=True)
     rules = Acceptance(job_settings, publisher.catalog).rules
     read_by_job = set(source_topics(job_settings))
-    uppercase_ids = 0
+    uppercase_ids = plain_content_ids = 0
     for index, event in enumerate(generate(journeys(seed=44), 600)):
         value = dict(event.value)
         topic = publisher.topic_of(event.event_type)
+        schema = publisher.catalog.schema_for(event.event_type).schema
         if index % 2 and topic in read_by_job:
             for name in rules[event.event_type].uuids:
                 if isinstance(value.get(name), str):
                     value[name] = value[name].upper()
                     uppercase_ids += 1
-        schema = publisher.catalog.schema_for(event.event_type).schema
-        publisher.producer.produce(topic, str(event.value["user_id"]), schema, value,
-                                   [(EVENT_TYPE_HEADER, event.event_type.encode())],
-                                   timestamp_ms=event_time_ms(value))  # fmt: skip
+            if event.event_type == VIEW and index % 4 == 3:
+                schema = _without_uuid_types(schema, ("content_id", "course_id"))
+                plain_content_ids += 1
+        body = registering.serialize(topic, schema, value)
+        publisher.producer.produce_raw(topic, str(event.value["user_id"]).encode(), body,
+                                       [(EVENT_TYPE_HEADER, event.event_type.encode())],
+                                       timestamp_ms=event_time_ms(value))  # fmt: skip
     publisher.flush()
     assert uppercase_ids > 600, "most events the job reads must carry ids in uppercase"
+    assert plain_content_ids >= 5, "some views must come from the plain-string writer schema"
 
     result = subprocess.run([SUUUPRA, "jobs", "run", "analytics", "--bounded"], env=_environment(job_settings),
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
@@ -118,3 +130,12 @@ def test_a_uuid_sent_in_uppercase_is_the_same_id_in_every_table(job_settings: Se
     differences = _differences(job_settings)
     assert differences == {}, str(differences)[:3000]
     assert read_dead_letters(job_settings.kafka.client_config(), job_settings.topics.dead_letter) == []
+    backend = server_backend(job_settings)
+    try:
+        spellings = backend.query(
+            f"SELECT countIf(content_id = upper(content_id)), countIf(content_id = lower(content_id)) "
+            f"FROM {job_settings.clickhouse.database}.content_minute FINAL"
+        ).rows[0]
+    finally:
+        backend.close()
+    assert spellings[0] > 0 and spellings[1] > 0, "views of both writer schemas must be counted, each as written"

@@ -4,15 +4,17 @@
 --
 -- As in 0006, a key column cannot change its type in place: the rows are copied into new tables, which then take the
 -- names. The old tables stay, as late_events_before_0007 and user_sessions_before_0007, with every row as it was:
--- drop them once they are no longer needed (a new database's are empty). Rows whose ids are not UUIDs (written by
--- versions of the job that did not check them) are not copied and stay only there. Stop the analytics job first, or
--- the rows it writes between the copy and the rename land in the old tables.
+-- drop them once they are no longer needed (a new database's are empty). An empty id (the job wrote one for an event
+-- whose writer's schema had no such field) becomes the nil UUID, as the job now writes it. Rows with any other id
+-- that is not a UUID (written by versions of the job that did not check them) are not copied and stay only in the
+-- old tables. Stop the analytics job first, or the rows it writes between the copy and the rename land in the old
+-- tables.
 --
--- Run again after a failure, the file drops the partial copies and makes them again. Two cases need a hand, both a
--- server that stopped during or right after the RENAME: if late_events or user_sessions does not exist (18.16 renames
--- one table after the other), rename its *_before_0007 table back and migrate again; if both already are the copies
--- but the file was not recorded, the RENAME fails because the *_before_0007 tables exist: rename those out of the
--- way (keep them: they hold the old rows), then migrate again.
+-- Run again after a failure, the file drops the partial copies and makes them again. A server that stopped during
+-- the RENAME (18.16 renames one table after the other) leaves some of its four renames done; then, for each of
+-- late_events and user_sessions: if the table is missing, rename its *_before_0007 table back to it; if both the
+-- table and its *_before_0007 table exist, the table already is the copy: rename the *_before_0007 one out of the way
+-- (keep it: it holds the old rows). Then migrate again.
 DROP TABLE IF EXISTS {database}.late_events_uuid;
 
 CREATE TABLE {database}.late_events_uuid
@@ -34,11 +36,15 @@ ORDER BY (event_type, event_time, event_id);
 
 -- toString takes both column types, so the copy also reads a table that already has UUID ids.
 INSERT INTO {database}.late_events_uuid
-SELECT toUUID(toString(event_id)), event_type, toUUID(toString(user_id)), event_time, watermark, lateness_ms, topic,
-       partition, kafka_offset, reason
+SELECT toUUID(if(toString(event_id) = '', '00000000-0000-0000-0000-000000000000', toString(event_id))),
+       event_type,
+       toUUID(if(toString(user_id) = '', '00000000-0000-0000-0000-000000000000', toString(user_id))),
+       event_time, watermark, lateness_ms, topic, partition, kafka_offset, reason
 FROM {database}.late_events
-WHERE match(toString(event_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
-  AND match(toString(user_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$');
+WHERE (toString(event_id) = ''
+       OR match(toString(event_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'))
+  AND (toString(user_id) = ''
+       OR match(toString(user_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'));
 
 DROP TABLE IF EXISTS {database}.user_sessions_uuid;
 
@@ -58,10 +64,11 @@ PARTITION BY toYYYYMM(session_start)
 ORDER BY (user_id, session_start);
 
 INSERT INTO {database}.user_sessions_uuid
-SELECT toUUID(toString(user_id)), session_start, session_end, duration_seconds, events, contents_watched, version,
-       deleted
+SELECT toUUID(if(toString(user_id) = '', '00000000-0000-0000-0000-000000000000', toString(user_id))),
+       session_start, session_end, duration_seconds, events, contents_watched, version, deleted
 FROM {database}.user_sessions
-WHERE match(toString(user_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$');
+WHERE toString(user_id) = ''
+   OR match(toString(user_id), '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$');
 
 RENAME TABLE {database}.late_events TO {database}.late_events_before_0007,
              {database}.late_events_uuid TO {database}.late_events,

@@ -36,6 +36,7 @@ from suuupra.settings import Settings
 
 RUN = uuid.uuid4().hex[:8]
 UTC = dt.UTC
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
 T0 = dt.datetime(2024, 3, 31, 22, 0, tzinfo=UTC)  # the data crosses a month, so two partitions per table
 
 CONTRACT: dict[str, list[tuple[str, str]]] = {
@@ -409,8 +410,9 @@ def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_ke
     engine: tuple[ClickHouseBackend, Databases], tmp_path: Path
 ) -> None:
     """0007 does for late_events' and user_sessions' ids what 0006 does for raw_events': rows whose ids are UUIDs (in
-    either case) are copied, the others are not, the old tables stay with every row, and a run that failed before its
-    RENAME is made good by the next one."""
+    either case) are copied, an empty id (an event whose writer had no such field) becomes the nil UUID, as the job
+    now writes it, rows with other ids are not copied, the old tables stay with every row, and a run that failed
+    before its RENAME is made good by the next one."""
     backend, databases = engine
     database = databases.new("uuid_ids_0007")
     rebuild = _migrated_up_to(backend, database, "0007", tmp_path)
@@ -425,7 +427,9 @@ def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_ke
     for table, positions in ids.items():
         columns = [c for c, _ in CONTRACT[table]]
         rows = sample_rows()[table]
-        rows[1] = tuple(value.upper() if i in positions else value for i, value in enumerate(rows[1]))
+        # Ids with hex letters, in uppercase.
+        rows[1] = tuple(str(uuid.UUID(int=0xABCDEF00 + i)).upper() if i in positions else value
+                        for i, value in enumerate(rows[1]))  # fmt: skip
         rows[2] = tuple("null" if i == positions[0] else value for i, value in enumerate(rows[2]))  # not a UUID
         rows[3] = tuple("" if i == positions[-1] else value for i, value in enumerate(rows[3]))
         backend.insert(f"{database}.{table}", columns, rows)
@@ -440,10 +444,11 @@ def test_late_events_and_sessions_of_text_ids_get_uuid_ids_and_the_old_tables_ke
     copied: dict[str, list[tuple[Any, ...]]] = {}
     for table, positions in ids.items():
         selected = ", ".join(c for c, _ in CONTRACT[table])
-        lowercase = [tuple(value.lower() if i in positions else value for i, value in enumerate(row))
-                     for row in written[table]]  # fmt: skip
-        copied[table] = sorted(row for row in lowercase if all(row[i] not in ("null", "") for i in positions))
-        assert len(copied[table]) == len(lowercase) - 2
+        as_uuids = [tuple((value.lower() or NIL_UUID) if i in positions else value for i, value in enumerate(row))
+                    for row in written[table]]  # fmt: skip
+        copied[table] = sorted(row for row in as_uuids if all(row[i] != "null" for i in positions))
+        assert len(copied[table]) == len(as_uuids) - 1
+        assert any(any(c in "abcdef" for c in row[positions[0]]) for row in copied[table])
         assert sorted(backend.execute(f"SELECT {selected} FROM {database}.{table}")) == copied[table]
         assert sorted(backend.execute(f"SELECT {selected} FROM {database}.{table}_before_0007")) == written[table]
     # A late event's id finds its raw event without a conversion (a String id would not join a UUID one).
