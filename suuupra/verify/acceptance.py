@@ -42,30 +42,53 @@ class FieldRules:
     string_arrays: tuple[str, ...]
 
 
+# The logical types Avro's Java library recognises on these types (connectors/jvm's decoder sees no other: an unknown
+# or misplaced logicalType is ignored, and the field is its plain type).
+AVRO_LOGICAL_TYPES = {
+    "int": frozenset({"date", "time-millis"}),
+    "long": frozenset({"time-micros", "timestamp-millis", "timestamp-micros", "timestamp-nanos",
+                       "local-timestamp-millis", "local-timestamp-micros", "local-timestamp-nanos"}),
+    "string": frozenset({"uuid"}),
+}  # fmt: skip
+
+
 def _non_null(schema: Any) -> Any:
+    """A union's first branch that is not null (the JVM's WriterSchema.nonNull); any other schema as it is."""
     if isinstance(schema, list):
-        others = [branch for branch in schema if branch != "null"]
-        return others[0] if len(others) == 1 else schema
+        return next((branch for branch in schema if branch != "null"), schema)
     return schema
 
 
+def _kind(schema: Any) -> tuple[Any, str | None]:
+    """A schema's type, and its logical type if Avro recognises it there."""
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    logical = schema.get("logicalType") if isinstance(schema, dict) else None
+    return kind, logical if isinstance(kind, str) and logical in AVRO_LOGICAL_TYPES.get(kind, ()) else None
+
+
 def field_rules(schema: Mapping[str, Any]) -> FieldRules:
-    """The rules of a record schema (parsed Avro JSON): the catalogue's, or a writer's, as the jobs' decoder applies
-    the writer's."""
+    """The rules of a record schema (parsed Avro JSON), classified as the jobs' decoder classifies a writer's fields
+    (connectors/jvm WriterSchema): the envelope's ids are UUIDs whatever their type; an int or long without a
+    logical type is a count, amount or duration; a string is checked for length, and is a UUID if marked uuid, else
+    an id if named `*_id`; an array of strings is checked for its total length."""
     numbers, uuids, ids, strings, arrays = [], [], [], [], []
     for entry in schema["fields"]:
-        name, schema = entry["name"], _non_null(entry["type"])
-        kind = schema.get("type") if isinstance(schema, dict) else schema
-        logical = schema.get("logicalType") if isinstance(schema, dict) else None
+        name = entry["name"]
+        if name in ENVELOPE_UUIDS:
+            uuids.append(name)
+            strings.append(name)
+            continue
+        field = _non_null(entry["type"])
+        kind, logical = _kind(field)
         if kind in ("int", "long") and logical is None:
             numbers.append(name)
         elif kind == "string":
             strings.append(name)
-            if logical == "uuid" or name in ENVELOPE_UUIDS:
+            if logical == "uuid":
                 uuids.append(name)
             elif name.endswith("_id"):
                 ids.append(name)
-        elif kind == "array" and _non_null(schema["items"]) == "string":
+        elif kind == "array" and _kind(_non_null(field["items"]))[0] == "string":
             arrays.append(name)
     return FieldRules(tuple(numbers), tuple(uuids), tuple(ids), tuple(strings), tuple(arrays))
 

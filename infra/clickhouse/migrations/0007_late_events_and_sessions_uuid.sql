@@ -5,10 +5,10 @@
 -- As in 0006, a key column cannot change its type in place: the rows are copied into new tables, which then take the
 -- names. The old tables stay, as late_events_before_0007 and user_sessions_before_0007, with every row as it was:
 -- drop them once they are no longer needed (a new database's are empty). An empty id (the job wrote one for an event
--- whose writer's schema had no such field) becomes the nil UUID, as the job now writes it. Rows with any other id
--- that is not a UUID (written by versions of the job that did not check them) are not copied and stay only in the
--- old tables. Stop the analytics job first, or the rows it writes between the copy and the rename land in the old
--- tables.
+-- whose writer's schema had no such field) becomes the nil UUID, what the sink writes into a UUID column for a
+-- missing id. Rows with any other id that is not a UUID (written by versions of the job that did not check them) are
+-- not copied and stay only in the old tables. Stop the analytics job first, or the rows it writes between the copy
+-- and the rename land in the old tables.
 --
 -- Run again after a failure, the file drops the partial copies and makes them again. A server that stopped during
 -- the RENAME (18.16 renames one table after the other) leaves some of its four renames done; then, for each of

@@ -3,6 +3,7 @@ and each way a readable record can be impossible is refused with the reason code
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from connectors.kafka.consumer import ConsumedRecord
 from schemas import default_catalog
 from suuupra.settings import Settings, load_settings
 from suuupra.simulate.journeys import SimulationProfile, generate
-from suuupra.verify.acceptance import Acceptance
+from suuupra.verify.acceptance import Acceptance, field_rules
 
 CATALOG = default_catalog()
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -96,3 +97,58 @@ def test_an_event_is_read_with_its_uuids_in_lowercase_and_its_other_text_as_sent
     shouted = {**event, **{name: event[name].upper() for name in uuids}, "producer": "Simulator-X"}
     assert acceptance.refusal(_record(settings, shouted)) is None
     assert acceptance.as_read(_record(settings, shouted)) == {**event, "producer": "Simulator-X"}
+
+
+def test_a_writer_schema_is_classified_as_the_jobs_decoder_classifies_it() -> None:
+    """The same rules as connectors/jvm WriterSchema: the envelope's ids are UUIDs whatever their type, a union is its
+    first branch that is not null, a logical type Avro does not recognise there is ignored, and an array's items may
+    carry properties."""
+    rules = field_rules({"type": "record", "name": "Writer", "fields": [
+        {"name": "event_id", "type": "int"},
+        {"name": "user_id", "type": ["null", "string", "int"]},
+        {"name": "amount_minor", "type": ["null", "long", "string"]},
+        {"name": "took_ms", "type": {"type": "long", "logicalType": "duration-ms"}},
+        {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "timestamp-millis"}},
+        {"name": "content_id", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "device_id", "type": "string"},
+        {"name": "tags", "type": {"type": "array", "items": {"type": "string", "avro.java.string": "String"}}},
+        {"name": "ids", "type": ["null", {"type": "array", "items": {"type": "string", "logicalType": "uuid"}}]},
+    ]})  # fmt: skip
+    assert rules.uuids == ("event_id", "user_id", "content_id")
+    assert rules.numbers == ("amount_minor", "took_ms", "day")
+    assert rules.ids == ("device_id",)
+    assert rules.strings == ("event_id", "user_id", "content_id", "device_id")
+    assert rules.string_arrays == ("tags", "ids")
+
+
+class _Registry:
+    """The one schema a test record was written with, as the registry returns it."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema_str = json.dumps(schema)
+        self.asked: list[int] = []
+
+    def get_schema(self, schema_id: int) -> _Registry:
+        self.asked.append(schema_id)
+        return self
+
+
+def test_with_a_registry_the_writers_schema_decides_which_fields_are_uuids(settings: Settings) -> None:
+    event = _one("clickstream.content_viewed")
+    writer = json.loads(CATALOG.schema_for("clickstream.content_viewed").schema.text)
+    for field in writer["fields"]:
+        if field["name"] in ("content_id", "course_id"):
+            field["type"] = "string"  # the uuid logical type dropped: a compatible change
+    registry = _Registry(writer)
+    acceptance = Acceptance(settings, CATALOG, registry)  # type: ignore[arg-type]
+    shouted = {**event, "user_id": event["user_id"].upper(), "content_id": event["content_id"].upper()}
+    record = _record(settings, shouted)
+    assert acceptance.refusal(record) is None
+    read = acceptance.as_read(record)
+    assert (read["user_id"], read["content_id"]) == (event["user_id"], event["content_id"].upper())
+    assert acceptance.refusal(_record(settings, {**event, "content_id": "lesson-7"})) is None  # not a UUID field
+    assert registry.asked and set(registry.asked) == {1}
+    assert Acceptance(settings, CATALOG).refusal(_record(settings, {**event, "content_id": "lesson-7"})) == (
+        "invalid_value"
+    )
