@@ -69,8 +69,10 @@ def search(ctx: typer.Context) -> None:
         with console.status("reading the content and clickstream topics from Kafka ..."):
             topics = [settings.topics.content, settings.topics.clickstream]
             # Only the events the job takes in (what it dead-letters is in no result).
-            acceptance = Acceptance(settings, default_catalog(), make_registry(settings))
-            with event_consumer(settings, topics, read_only=True) as consumer:
+            # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
+            registry = make_registry(settings)
+            acceptance = Acceptance(settings, default_catalog(), registry)
+            with event_consumer(settings, topics, registry=registry, read_only=True) as consumer:
                 events = [acceptance.as_read(r) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]
         expected_index = expected_rows(content, embedder)

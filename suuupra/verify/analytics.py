@@ -181,8 +181,12 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
     """Every event of the job's topics the job accepts, read to their current end: readable and a possible event of
     its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them). Read as
     the job reads them, with their writer's fields (raw_events.payload holds those)."""
-    acceptance = Acceptance(settings, default_catalog(), make_registry(settings))
-    with event_consumer(settings, source_topics(settings), read_only=True, as_written=True) as consumer:
+    # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
+    registry = make_registry(settings)
+    acceptance = Acceptance(settings, default_catalog(), registry)
+    with event_consumer(
+        settings, source_topics(settings), registry=registry, read_only=True, as_written=True
+    ) as consumer:
         return [
             KafkaEvent(record.topic, record.partition, record.offset, acceptance.as_read(record))
             for record in consumer.read_to_end()
