@@ -88,11 +88,13 @@ def event_consumer(
     read_only: bool = False,
     overrides: ClientConfig | None = None,
     as_written: bool = False,
+    uuids_as_text: bool = False,
 ) -> AvroConsumer:
     """A consumer of domain events (a fresh group unless one is given) that dead-letters what it cannot read; a
     `read_only` one (inspection tools) counts such records in `skipped` and writes nothing anywhere. Each event is read
     onto the catalogue's schema of its type (an older or newer writer's fields resolved to it), or `as_written`: with
-    its writer's own fields, as the JVM jobs read it."""
+    its writer's own fields, as the JVM jobs read it. A uuid field is a `uuid.UUID`, or `uuids_as_text` the text that
+    was written (connectors/avro/serde.py AvroDeserializer)."""
     registry = registry or make_registry(settings)
     dead_letter = None
     if not read_only:
@@ -102,7 +104,9 @@ def event_consumer(
         settings.kafka.client_config(),
         group_id or f"suuupra-reader-{uuid.uuid4()}",
         topics,
-        AvroDeserializer(registry, None if as_written else reader_schemas(catalog or default_catalog())),
+        AvroDeserializer(
+            registry, None if as_written else reader_schemas(catalog or default_catalog()), uuids_as_text=uuids_as_text
+        ),
         dead_letter,
         skip_unreadable=read_only,
         overrides=overrides,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,10 @@ MAGIC_BYTE = 0
 SUBJECT_NOT_FOUND = 40401
 SCHEMA_NOT_FOUND = 40403
 HEADER = struct.Struct(">bI")
+# An id the registry said it does not have is not asked again for this long: a producer writing ids that do not exist
+# would otherwise cost a registry round trip per record (milliseconds each, thousands of records).
+UNKNOWN_SCHEMA_RECHECK_S = 5.0
+MAX_UNKNOWN_SCHEMA_IDS = 10_000  # random ids must not grow the memory of them without end
 
 
 def _registry_failure(error: Exception, what: str) -> RegistryUnavailableError:
@@ -95,26 +100,55 @@ class DecodedRecord:
     value: dict[str, Any]
 
 
+def _without_uuid_type(schema: Any) -> Any:
+    """The schema with every uuid logical type dropped, its fields plain strings (fastavro then keeps their text)."""
+    if isinstance(schema, list):
+        return [_without_uuid_type(branch) for branch in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("logicalType") == "uuid":
+        return {key: value for key, value in schema.items() if key != "logicalType"}
+    return {key: _without_uuid_type(value) if key in ("type", "fields", "items", "values") else value
+            for key, value in schema.items()}  # fmt: skip
+
+
 class AvroDeserializer:
     """Reads any record whose writer schema is in the registry.
 
     `reader_schemas` (record fullname -> schema) optionally projects old or new writer versions onto the
     schema this consumer was written against, following Avro schema resolution.
+
+    A uuid field is read as a `uuid.UUID`, or with `uuids_as_text` as the text that was written: Python's UUID takes
+    forms (`urn:uuid:...`, braces, 32 bare hex digits) that the JVM jobs' decoder refuses as not a UUID, so a tool
+    that decides as the jobs do must see the text.
     """
 
-    def __init__(self, registry: SchemaRegistryClient, reader_schemas: Mapping[str, AvroSchema] | None = None) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        reader_schemas: Mapping[str, AvroSchema] | None = None,
+        uuids_as_text: bool = False,
+    ) -> None:
         self._registry = registry
         self._readers = dict(reader_schemas or {})
+        self._uuids_as_text = uuids_as_text
         # schema id -> (writer schema, reader schema or None when they are the same and no resolution is needed)
         self._schemas: dict[int, tuple[Any, Any]] = {}
+        self._unknown_since: dict[int, float] = {}  # schema id -> when the registry said it does not have it
 
     def _schemas_for(self, schema_id: int) -> tuple[Any, Any]:
         if (cached := self._schemas.get(schema_id)) is not None:
             return cached
+        unknown_since = self._unknown_since.get(schema_id)
+        if unknown_since is not None and time.monotonic() - unknown_since < UNKNOWN_SCHEMA_RECHECK_S:
+            raise UnknownSchemaError(f"schema id {schema_id} is not in the registry")
         try:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as error:
             if error.error_code == SCHEMA_NOT_FOUND:
+                if len(self._unknown_since) >= MAX_UNKNOWN_SCHEMA_IDS:
+                    self._unknown_since.clear()
+                self._unknown_since[schema_id] = time.monotonic()
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
@@ -132,6 +166,8 @@ class AvroDeserializer:
         reader = self._readers.get(writer.fullname)
         # Resolving against an identical reader schema costs about half the decoding time for nothing.
         pair = (writer.parsed, None if reader is None or reader.text == writer.text else reader.parsed)
+        if self._uuids_as_text:
+            pair = (_without_uuid_type(pair[0]), None if pair[1] is None else _without_uuid_type(pair[1]))
         self._schemas[schema_id] = pair
         return pair
 

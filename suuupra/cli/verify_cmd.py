@@ -72,8 +72,8 @@ def search(ctx: typer.Context) -> None:
             # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
             registry = make_registry(settings)
             acceptance = Acceptance(settings, default_catalog(), registry)
-            with event_consumer(settings, topics, registry=registry, read_only=True) as consumer:
-                events = [acceptance.as_read(r) for r in consumer.read_to_end() if acceptance.refusal(r) is None]
+            with event_consumer(settings, topics, registry=registry, read_only=True, uuids_as_text=True) as consumer:
+                events = [value for r in consumer.read_to_end() if (value := acceptance.accepted(r)) is not None]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]
         expected_index = expected_rows(content, embedder)
         expected_graph = expected_cowatch(events, settings.search.cowatch_window_s * 1000)

@@ -41,6 +41,8 @@ KINDS: dict[str, frozenset[str]] = {
     "empty_id": frozenset({INVALID_VALUE}),
     "nullish_id": frozenset({INVALID_VALUE}),
     "nil_uuid": frozenset({INVALID_VALUE}),
+    # A form Python's uuid.UUID reads (so fastavro does) but that is not a UUID's canonical text, which a job requires.
+    "urn_uuid": frozenset({INVALID_VALUE}),
     "unknown_event_type": frozenset({"unknown_event_type"}),
     "foreign_event_type": frozenset({"unknown_event_type"}),
     "unexpected_schema": frozenset({"unknown_event_type"}),
@@ -182,6 +184,9 @@ class HostileCorpus:
             body = self._valid(topic, event_type, value)
         elif kind in ("empty_id", "nullish_id", "nil_uuid"):
             value["user_id"] = {"empty_id": "", "nullish_id": "null", "nil_uuid": str(uuid.UUID(int=0))}[kind]
+            body = self._valid(topic, event_type, value)
+        elif kind == "urn_uuid":
+            value["user_id"] = uuid.UUID(str(sample["user_id"])).urn
             body = self._valid(topic, event_type, value)
         elif kind == "unknown_event_type":
             value["event_type"] = f"{event_type.split('.')[0]}.teleported"

@@ -139,10 +139,21 @@ class Acceptance:
             rules = self._writer_rules[record.schema_id] = field_rules(writer)
         return rules
 
+    def accepted(self, record: ConsumedRecord) -> dict[str, Any] | None:
+        """The record's value as the job reads it (`as_read`) when the job takes it in, else None."""
+        value: dict[str, Any] = to_wire(record.value)
+        return None if self._refusal(record, value) is not None else self._as_read(record, value)
+
     def as_read(self, record: ConsumedRecord) -> dict[str, Any]:
         """The record's value (wire values) as the job's decoder hands it on: its UUIDs in lowercase (connectors/jvm
         WriterSchema.lowercaseUuids), so an id sent in either case is one id."""
-        value: dict[str, Any] = to_wire(record.value)
+        return self._as_read(record, to_wire(record.value))
+
+    def refusal(self, record: ConsumedRecord) -> str | None:
+        """Why the job refuses the record (a reason code of docs/analytics.md), or None when it takes it in."""
+        return self._refusal(record, to_wire(record.value))
+
+    def _as_read(self, record: ConsumedRecord, value: dict[str, Any]) -> dict[str, Any]:
         event = self.catalog.events.get(str(value.get("event_type")))
         if event is not None:
             for name in self.rules_for(record, event).uuids:
@@ -150,9 +161,7 @@ class Acceptance:
                     value[name] = value[name].lower()
         return value
 
-    def refusal(self, record: ConsumedRecord) -> str | None:
-        """Why the job refuses the record (a reason code of docs/analytics.md), or None when it takes it in."""
-        value = to_wire(record.value)
+    def _refusal(self, record: ConsumedRecord, value: dict[str, Any]) -> str | None:
         event_type = value.get("event_type")
         event = self.catalog.events.get(str(event_type)) if event_type is not None else None
         if event is None or self.settings.topics.resolve(event.topic) != record.topic:

@@ -185,12 +185,12 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
     registry = make_registry(settings)
     acceptance = Acceptance(settings, default_catalog(), registry)
     with event_consumer(
-        settings, source_topics(settings), registry=registry, read_only=True, as_written=True
+        settings, source_topics(settings), registry=registry, read_only=True, as_written=True, uuids_as_text=True
     ) as consumer:
         return [
-            KafkaEvent(record.topic, record.partition, record.offset, acceptance.as_read(record))
+            KafkaEvent(record.topic, record.partition, record.offset, value)
             for record in consumer.read_to_end()
-            if acceptance.refusal(record) is None
+            if (value := acceptance.accepted(record)) is not None
         ]
 
 

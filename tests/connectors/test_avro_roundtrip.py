@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import struct
+import time
+import uuid
 
 import pytest
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from connectors.avro import serde
 from connectors.avro.errors import MalformedRecordError, UnknownSchemaError
 from connectors.avro.schema import AvroSchema
-from connectors.avro.serde import AvroDeserializer, AvroSerializer
+from connectors.avro.serde import SCHEMA_NOT_FOUND, AvroDeserializer, AvroSerializer
 from schemas import default_catalog
 from suuupra.events import EventPublisher, event_consumer, make_registry
 from suuupra.settings import Settings
@@ -72,3 +76,54 @@ def test_newer_writer_is_read_through_the_consumers_reader_schema(isolated: Sett
     decoded = AvroDeserializer(registry, {current.fullname: current}).deserialize(data)
     assert wire_value(decoded.value) == event.value
     assert "merchant_note" in AvroDeserializer(registry).deserialize(data).value
+
+
+def test_uuids_as_text_keep_the_form_they_were_written_in(isolated: Settings) -> None:
+    """Python's UUID reads `urn:uuid:...` as a UUID; the jobs' decoder refuses it, so a tool that decides as the jobs
+    do reads a uuid field's text: with the writer's own schema, and resolved onto a reader schema alike."""
+    event = one_event_per_type()["payment.initiated"]
+    current = default_catalog().schema_for("payment.initiated").schema
+    document = json.loads(current.text)
+    document["fields"].append({"name": "merchant_note", "type": ["null", "string"], "default": None, "doc": "x"})
+    newer = AvroSchema.from_text(json.dumps(document))
+    registry = make_registry(isolated)
+    urn = uuid.UUID(event.value["user_id"]).urn
+    data = AvroSerializer(registry, auto_register=True).serialize(
+        isolated.topics.payment, newer, {**event.value, "user_id": urn}
+    )
+
+    assert AvroDeserializer(registry).deserialize(data).value["user_id"] == uuid.UUID(event.value["user_id"])
+    as_written = AvroDeserializer(registry, uuids_as_text=True).deserialize(data).value
+    assert wire_value(as_written) == {**event.value, "user_id": urn, "merchant_note": None}
+    resolved = AvroDeserializer(registry, {current.fullname: current}, uuids_as_text=True).deserialize(data).value
+    assert wire_value(resolved) == {**event.value, "user_id": urn}
+
+
+class _RegistryWithout:
+    """A registry that has no schema at all, counting how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def get_schema(self, schema_id: int) -> None:
+        self.asked += 1
+        raise SchemaRegistryError(404, SCHEMA_NOT_FOUND, f"schema {schema_id} not found")
+
+
+def test_an_unknown_schema_id_is_not_asked_again_for_every_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _RegistryWithout()
+    deserializer = AvroDeserializer(registry)  # type: ignore[arg-type]
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    record = struct.pack(">bI", 0, 77) + b"\x02x"
+    for _ in range(50):
+        with pytest.raises(UnknownSchemaError, match="schema id 77 is not in the registry"):
+            deserializer.deserialize(record)
+    assert registry.asked == 1
+    with pytest.raises(UnknownSchemaError):
+        deserializer.deserialize(struct.pack(">bI", 0, 78) + b"\x02x")
+    assert registry.asked == 2  # another id is asked about
+    now[0] += serde.UNKNOWN_SCHEMA_RECHECK_S
+    with pytest.raises(UnknownSchemaError):
+        deserializer.deserialize(record)
+    assert registry.asked == 3  # and the same one again, once a while has passed: it may have been registered since

@@ -97,6 +97,10 @@ def test_an_event_is_read_with_its_uuids_in_lowercase_and_its_other_text_as_sent
     shouted = {**event, **{name: event[name].upper() for name in uuids}, "producer": "Simulator-X"}
     assert acceptance.refusal(_record(settings, shouted)) is None
     assert acceptance.as_read(_record(settings, shouted)) == {**event, "producer": "Simulator-X"}
+    assert acceptance.accepted(_record(settings, shouted)) == {**event, "producer": "Simulator-X"}
+    urn = {**shouted, "user_id": "urn:uuid:" + event["user_id"]}  # Python's UUID reads it; the jobs refuse it
+    assert acceptance.refusal(_record(settings, urn)) == "invalid_value"
+    assert acceptance.accepted(_record(settings, urn)) is None
 
 
 def test_a_writer_schema_is_classified_as_the_jobs_decoder_classifies_it() -> None:
