@@ -23,6 +23,13 @@ public final class ConfluentAvroReader {
     public static final String INCOMPATIBLE_SCHEMA = "incompatible_schema";
     /** Avro allocates a string or array of the length a record claims before reading it: bound that. */
     private static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
+    /**
+     * A schema id the registry refused (unknown, or not an Avro record) is not asked about again for this long: a
+     * producer writing ids that do not exist would otherwise cost a registry round trip per record (milliseconds each).
+     */
+    static final long REFUSED_ID_RECHECK_NANOS = 5_000_000_000L;
+    /** Random ids must not grow the memory of refused ones without end. */
+    static final int MAX_REFUSED_IDS = 10_000;
 
     static {
         String limit = Long.toString(MAX_RECORD_BYTES);
@@ -33,6 +40,7 @@ public final class ConfluentAvroReader {
 
     private final RegistryLookup registry;
     private final Map<Integer, WriterSchema> writers = new HashMap<>();
+    private final Map<Integer, RefusedId> refused = new HashMap<>();
     private BinaryDecoder reusable;
     private GenericRecord record;
     private WriterSchema writer;
@@ -62,13 +70,18 @@ public final class ConfluentAvroReader {
                 | (payload[4] & 0xFF);
         WriterSchema found = writers.get(schemaId);
         if (found == null) {
+            RefusedId earlier = refused.get(schemaId);
+            if (earlier != null && System.nanoTime() - earlier.nanoTime < REFUSED_ID_RECHECK_NANOS) {
+                return fail(earlier.code, earlier.reason);
+            }
             try {
                 found = registry.fetch(schemaId);
             } catch (RegistryLookup.UnknownSchemaException unknown) {
-                return fail(UNKNOWN_SCHEMA, unknown.getMessage());
+                return refuse(schemaId, UNKNOWN_SCHEMA, unknown.getMessage());
             } catch (RegistryLookup.IncompatibleSchemaException incompatible) {
-                return fail(INCOMPATIBLE_SCHEMA, incompatible.getMessage());
+                return refuse(schemaId, INCOMPATIBLE_SCHEMA, incompatible.getMessage());
             }
+            refused.remove(schemaId);
             writers.put(schemaId, found);
         }
         try {
@@ -95,6 +108,16 @@ public final class ConfluentAvroReader {
                     + "): " + failure.getClass().getSimpleName() + ": " + failure.getMessage());
         }
     }
+
+    private boolean refuse(int schemaId, String code, String reason) {
+        if (refused.size() >= MAX_REFUSED_IDS) {
+            refused.clear();
+        }
+        refused.put(schemaId, new RefusedId(code, reason, System.nanoTime()));
+        return fail(code, reason);
+    }
+
+    private record RefusedId(String code, String reason, long nanoTime) {}
 
     private boolean fail(String code, String reason) {
         errorCode = code;
