@@ -65,6 +65,7 @@ class SearchEngine(Component):
             # Every write is in the append-only file; no snapshots besides (the AOF's own base file).
             "--appendonly", "yes",
             "--appendfsync", search.aof_fsync,
+            "--auto-aof-rewrite-min-size", f"{search.aof_rewrite_min_size_mb}mb",
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.settings.paths.log_dir / "search.log"),
