@@ -169,7 +169,7 @@ class SearchSettings(BaseModel):
     embed_batch_rows: int = Field(default=1000, gt=0)
     embed_max_delay_ms: int = Field(default=200, gt=0)
     aof_fsync: Literal["always", "everysec", "no"] = "everysec"
-    # The append-only file is rewritten (compacted into a snapshot of the data) once it has grown by this much and
+    # The append-only file is rewritten (compacted into a snapshot of the data) once it is larger than this and has
     # doubled since the last rewrite. A restart replays it command by command: Redis's 64 MB default let 15 MB of
     # index and graph writes take 19 s to replay here, a snapshot of the same data a fraction of a second.
     aof_rewrite_min_size_mb: int = Field(default=4, gt=0)

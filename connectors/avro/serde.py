@@ -7,9 +7,10 @@ per schema, not once per record.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,16 +101,20 @@ class DecodedRecord:
     value: dict[str, Any]
 
 
-def _without_uuid_type(schema: Any) -> Any:
-    """The schema with every uuid logical type dropped, its fields plain strings (fastavro then keeps their text)."""
-    if isinstance(schema, list):
-        return [_without_uuid_type(branch) for branch in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if schema.get("logicalType") == "uuid":
-        return {key: value for key, value in schema.items() if key != "logicalType"}
-    return {key: _without_uuid_type(value) if key in ("type", "fields", "items", "values") else value
-            for key, value in schema.items()}  # fmt: skip
+def _without_uuid_type(document: Any) -> Any:
+    """A schema document (JSON, before parsing: a parsed schema keeps copies of its named types) with every uuid
+    logical type dropped, its fields plain strings, which fastavro then reads as the text that was written."""
+    if isinstance(document, list):
+        return [_without_uuid_type(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    return {key: _without_uuid_type(value) for key, value in document.items()
+            if not (key == "logicalType" and value == "uuid")}  # fmt: skip
+
+
+def _parsed_keeping_uuid_text(schema: AvroSchema) -> Any:
+    """The schema parsed with its uuid fields as plain strings."""
+    return fastavro.parse_schema(_without_uuid_type(json.loads(schema.text)), named_schemas={})
 
 
 class AvroDeserializer:
@@ -127,11 +132,14 @@ class AvroDeserializer:
         self,
         registry: SchemaRegistryClient,
         reader_schemas: Mapping[str, AvroSchema] | None = None,
+        *,
         uuids_as_text: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry = registry
         self._readers = dict(reader_schemas or {})
         self._uuids_as_text = uuids_as_text
+        self._clock = clock
         # schema id -> (writer schema, reader schema or None when they are the same and no resolution is needed)
         self._schemas: dict[int, tuple[Any, Any]] = {}
         self._unknown_since: dict[int, float] = {}  # schema id -> when the registry said it does not have it
@@ -140,7 +148,7 @@ class AvroDeserializer:
         if (cached := self._schemas.get(schema_id)) is not None:
             return cached
         unknown_since = self._unknown_since.get(schema_id)
-        if unknown_since is not None and time.monotonic() - unknown_since < UNKNOWN_SCHEMA_RECHECK_S:
+        if unknown_since is not None and self._clock() - unknown_since < UNKNOWN_SCHEMA_RECHECK_S:
             raise UnknownSchemaError(f"schema id {schema_id} is not in the registry")
         try:
             registered = self._registry.get_schema(schema_id)
@@ -148,7 +156,7 @@ class AvroDeserializer:
             if error.error_code == SCHEMA_NOT_FOUND:
                 if len(self._unknown_since) >= MAX_UNKNOWN_SCHEMA_IDS:
                     self._unknown_since.clear()
-                self._unknown_since[schema_id] = time.monotonic()
+                self._unknown_since[schema_id] = self._clock()
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
@@ -165,9 +173,11 @@ class AvroDeserializer:
             raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
         reader = self._readers.get(writer.fullname)
         # Resolving against an identical reader schema costs about half the decoding time for nothing.
-        pair = (writer.parsed, None if reader is None or reader.text == writer.text else reader.parsed)
+        resolve = reader if reader is not None and reader.text != writer.text else None
         if self._uuids_as_text:
-            pair = (_without_uuid_type(pair[0]), None if pair[1] is None else _without_uuid_type(pair[1]))
+            pair = (_parsed_keeping_uuid_text(writer), None if resolve is None else _parsed_keeping_uuid_text(resolve))
+        else:
+            pair = (writer.parsed, None if resolve is None else resolve.parsed)
         self._schemas[schema_id] = pair
         return pair
 

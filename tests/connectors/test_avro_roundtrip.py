@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
-import time
 import uuid
+from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from connectors.avro import serde
 from connectors.avro.errors import MalformedRecordError, UnknownSchemaError
 from connectors.avro.schema import AvroSchema
-from connectors.avro.serde import SCHEMA_NOT_FOUND, AvroDeserializer, AvroSerializer
+from connectors.avro.serde import SCHEMA_NOT_FOUND, UNKNOWN_SCHEMA_RECHECK_S, AvroDeserializer, AvroSerializer
 from schemas import default_catalog
 from suuupra.events import EventPublisher, event_consumer, make_registry
 from suuupra.settings import Settings
@@ -110,11 +111,10 @@ class _RegistryWithout:
         raise SchemaRegistryError(404, SCHEMA_NOT_FOUND, f"schema {schema_id} not found")
 
 
-def test_an_unknown_schema_id_is_not_asked_again_for_every_record(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_schema_id_is_not_asked_again_for_every_record() -> None:
     registry = _RegistryWithout()
-    deserializer = AvroDeserializer(registry)  # type: ignore[arg-type]
     now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    deserializer = AvroDeserializer(registry, clock=lambda: now[0])  # type: ignore[arg-type]
     record = struct.pack(">bI", 0, 77) + b"\x02x"
     for _ in range(50):
         with pytest.raises(UnknownSchemaError, match="schema id 77 is not in the registry"):
@@ -123,7 +123,51 @@ def test_an_unknown_schema_id_is_not_asked_again_for_every_record(monkeypatch: p
     with pytest.raises(UnknownSchemaError):
         deserializer.deserialize(struct.pack(">bI", 0, 78) + b"\x02x")
     assert registry.asked == 2  # another id is asked about
-    now[0] += serde.UNKNOWN_SCHEMA_RECHECK_S
+    now[0] += UNKNOWN_SCHEMA_RECHECK_S
     with pytest.raises(UnknownSchemaError):
         deserializer.deserialize(record)
     assert registry.asked == 3  # and the same one again, once a while has passed: it may have been registered since
+
+
+class _RegistryWith:
+    """A registry that has one schema, under every id."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema_str = json.dumps(schema)
+        self.schema_type = "AVRO"
+
+    def get_schema(self, schema_id: int) -> _RegistryWith:
+        return self
+
+
+def test_uuids_as_text_hold_in_a_named_type_used_twice() -> None:
+    """fastavro's parsed schema keeps its own copy of each named type, which a reference by name reads with: the uuid
+    type must be gone from that copy too."""
+    uuid_field = {"name": "id", "type": {"type": "string", "logicalType": "uuid"}}
+    party = {"type": "record", "name": "Party", "fields": [uuid_field]}
+    schema = {"type": "record", "name": "Transfer", "namespace": "test",
+              "fields": [{"name": "payer", "type": party}, {"name": "payee", "type": "Party"},
+                         {"name": "others", "type": {"type": "array", "items": "Party"}}]}  # fmt: skip
+    value = {"payer": {"id": "URN:UUID:0B7D6F2E-9C1A-4C1E-8A57-3F4D2E1B0A99"}, "payee": {"id": "not-a-uuid"},
+             "others": [{"id": "{0b7d6f2e-9c1a-4c1e-8a57-3f4d2e1b0a99}"}]}  # fmt: skip
+    body = io.BytesIO()
+    fastavro.schemaless_writer(
+        body,
+        fastavro.parse_schema(
+            {
+                **schema,
+                "fields": [
+                    {"name": "payer", "type": {**party, "fields": [{"name": "id", "type": "string"}]}},
+                    {"name": "payee", "type": "Party"},
+                    {"name": "others", "type": {"type": "array", "items": "Party"}},
+                ],
+            }
+        ),
+        value,
+    )
+    data = struct.pack(">bI", 0, 1) + body.getvalue()
+
+    read = AvroDeserializer(_RegistryWith(schema), uuids_as_text=True).deserialize(data)  # type: ignore[arg-type]
+    assert read.value == value
+    with pytest.raises(MalformedRecordError, match="badly formed hexadecimal UUID"):
+        AvroDeserializer(_RegistryWith(schema)).deserialize(data)  # type: ignore[arg-type]

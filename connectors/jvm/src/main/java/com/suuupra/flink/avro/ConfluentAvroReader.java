@@ -10,7 +10,8 @@ import org.apache.avro.io.DecoderFactory;
 
 /**
  * Reads Confluent-framed Avro records (magic byte 0, 4-byte schema id, Avro body) into GenericRecords of their
- * writer's schema, fetched from a Confluent-compatible registry once per id. One instance per thread.
+ * writer's schema, fetched from a Confluent-compatible registry once per id (an id it refused is asked about again
+ * after {@link #REFUSED_ID_RECHECK_NANOS}). One instance per thread.
  *
  * <p>The record of a read is valid until the next read (the objects are reused). A record that cannot be read is not
  * an exception: {@link #read} answers false and {@link #errorCode} /
