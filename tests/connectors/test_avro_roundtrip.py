@@ -63,41 +63,42 @@ def test_deserializer_names_what_is_wrong(isolated: Settings) -> None:
     assert wire_value(deserializer.deserialize(valid).value) == event.value
 
 
-def test_newer_writer_is_read_through_the_consumers_reader_schema(isolated: Settings) -> None:
-    """A producer upgraded with an optional field: a consumer on the catalogue's schema still reads its events."""
-    event = one_event_per_type()["payment.initiated"]
+def _payment_schemas() -> tuple[dict[str, Any], AvroSchema, AvroSchema]:
+    """A payment.initiated event, the catalogue's schema of it, and a newer one: a producer upgraded with an optional
+    field."""
     current = default_catalog().schema_for("payment.initiated").schema
     document = json.loads(current.text)
     document["fields"].append({"name": "merchant_note", "type": ["null", "string"], "default": None, "doc": "x"})
-    newer = AvroSchema.from_text(json.dumps(document))
+    return one_event_per_type()["payment.initiated"].value, current, AvroSchema.from_text(json.dumps(document))
+
+
+def test_newer_writer_is_read_through_the_consumers_reader_schema(isolated: Settings) -> None:
+    """A producer upgraded with an optional field: a consumer on the catalogue's schema still reads its events."""
+    value, current, newer = _payment_schemas()
     registry = make_registry(isolated)
     topic = isolated.topics.payment
-    data = AvroSerializer(registry, auto_register=True).serialize(topic, newer, {**event.value, "merchant_note": "hi"})
+    data = AvroSerializer(registry, auto_register=True).serialize(topic, newer, {**value, "merchant_note": "hi"})
 
     decoded = AvroDeserializer(registry, {current.fullname: current}).deserialize(data)
-    assert wire_value(decoded.value) == event.value
+    assert wire_value(decoded.value) == value
     assert "merchant_note" in AvroDeserializer(registry).deserialize(data).value
 
 
 def test_uuids_as_text_keep_the_form_they_were_written_in(isolated: Settings) -> None:
     """Python's UUID reads `urn:uuid:...` as a UUID; the jobs' decoder refuses it, so a tool that decides as the jobs
     do reads a uuid field's text: with the writer's own schema, and resolved onto a reader schema alike."""
-    event = one_event_per_type()["payment.initiated"]
-    current = default_catalog().schema_for("payment.initiated").schema
-    document = json.loads(current.text)
-    document["fields"].append({"name": "merchant_note", "type": ["null", "string"], "default": None, "doc": "x"})
-    newer = AvroSchema.from_text(json.dumps(document))
+    value, current, newer = _payment_schemas()
     registry = make_registry(isolated)
-    urn = uuid.UUID(event.value["user_id"]).urn
+    urn = uuid.UUID(value["user_id"]).urn
     data = AvroSerializer(registry, auto_register=True).serialize(
-        isolated.topics.payment, newer, {**event.value, "user_id": urn}
+        isolated.topics.payment, newer, {**value, "user_id": urn}
     )
 
-    assert AvroDeserializer(registry).deserialize(data).value["user_id"] == uuid.UUID(event.value["user_id"])
+    assert AvroDeserializer(registry).deserialize(data).value["user_id"] == uuid.UUID(value["user_id"])
     as_written = AvroDeserializer(registry, uuids_as_text=True).deserialize(data).value
-    assert wire_value(as_written) == {**event.value, "user_id": urn, "merchant_note": None}
+    assert wire_value(as_written) == {**value, "user_id": urn, "merchant_note": None}
     resolved = AvroDeserializer(registry, {current.fullname: current}, uuids_as_text=True).deserialize(data).value
-    assert wire_value(resolved) == {**event.value, "user_id": urn}
+    assert wire_value(resolved) == {**value, "user_id": urn}
 
 
 class _RegistryWithout:
