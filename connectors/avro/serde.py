@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
 from connectors.avro.errors import (
+    DeserializationError,
     IncompatibleSchemaError,
     MalformedRecordError,
     RegistryUnavailableError,
@@ -117,6 +118,21 @@ def _parsed_keeping_uuid_text(schema: AvroSchema) -> Any:
     return fastavro.parse_schema(_without_uuid_type(json.loads(schema.text)), named_schemas={})
 
 
+def _readable_writer(schema_id: int, registered: Schema) -> AvroSchema:
+    """The registered schema as an Avro record schema a record can be read with, or why it is not one."""
+    if registered.schema_type not in (None, "AVRO"):
+        raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
+    if not registered.schema_str:
+        raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
+    try:
+        writer = AvroSchema.from_text(registered.schema_str)
+    except (ValueError, TypeError, KeyError) as error:
+        raise IncompatibleSchemaError(f"schema id {schema_id} does not parse as Avro: {error}") from error
+    if not isinstance(writer.parsed, dict) or writer.parsed.get("type") != "record":
+        raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
+    return writer
+
+
 class AvroDeserializer:
     """Reads any record whose writer schema is in the registry.
 
@@ -143,10 +159,15 @@ class AvroDeserializer:
         # schema id -> (writer schema, reader schema or None when they are the same and no resolution is needed)
         self._schemas: dict[int, tuple[Any, Any]] = {}
         self._unknown_since: dict[int, float] = {}  # schema id -> when the registry said it does not have it
+        # schema id -> why its schema can never be read: a registered id's schema never changes, so this holds for good
+        self._unreadable: dict[int, tuple[type[DeserializationError], str]] = {}
 
     def _schemas_for(self, schema_id: int) -> tuple[Any, Any]:
         if (cached := self._schemas.get(schema_id)) is not None:
             return cached
+        if (unreadable := self._unreadable.get(schema_id)) is not None:
+            error_type, reason = unreadable
+            raise error_type(reason)
         unknown_since = self._unknown_since.get(schema_id)
         if unknown_since is not None and self._clock() - unknown_since < UNKNOWN_SCHEMA_RECHECK_S:
             raise UnknownSchemaError(f"schema id {schema_id} is not in the registry")
@@ -161,16 +182,13 @@ class AvroDeserializer:
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
-        if registered.schema_type not in (None, "AVRO"):
-            raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
-        if not registered.schema_str:
-            raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
         try:
-            writer = AvroSchema.from_text(registered.schema_str)
-        except (ValueError, TypeError, KeyError) as error:
-            raise IncompatibleSchemaError(f"schema id {schema_id} does not parse as Avro: {error}") from error
-        if not isinstance(writer.parsed, dict) or writer.parsed.get("type") != "record":
-            raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
+            writer = _readable_writer(schema_id, registered)
+        except (UnknownSchemaError, IncompatibleSchemaError) as error:
+            if len(self._unreadable) >= MAX_UNKNOWN_SCHEMA_IDS:
+                self._unreadable.clear()
+            self._unreadable[schema_id] = (type(error), str(error))
+            raise
         reader = self._readers.get(writer.fullname)
         # Resolving against an identical reader schema costs about half the decoding time for nothing.
         resolve = reader if reader is not None and reader.text != writer.text else None

@@ -54,13 +54,11 @@ def search(ctx: typer.Context) -> None:
     """Read the content and clickstream topics to their end, compute the index (every item at its newest published
     revision, embedded by the current model) and the co-watch counts again in plain Python, and compare them with the
     search engine. Exit 1 on any difference. Run it once the indexing job has caught up."""
-    from schemas import default_catalog
-    from suuupra.events import event_consumer, make_registry
     from suuupra.search.cowatch import CoWatchGraph
     from suuupra.search.embedder import ModelError, ModelStore
     from suuupra.search.engine import SearchUnavailableError, engine_client
     from suuupra.search.index import SearchIndex
-    from suuupra.verify.acceptance import Acceptance
+    from suuupra.verify.acceptance import accepted_events
     from suuupra.verify.search import compare_graph, compare_index, expected_cowatch, expected_rows
 
     settings = state(ctx).settings
@@ -69,11 +67,7 @@ def search(ctx: typer.Context) -> None:
         with console.status("reading the content and clickstream topics from Kafka ..."):
             topics = [settings.topics.content, settings.topics.clickstream]
             # Only the events the job takes in (what it dead-letters is in no result).
-            # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
-            registry = make_registry(settings)
-            acceptance = Acceptance(settings, default_catalog(), registry)
-            with event_consumer(settings, topics, registry=registry, read_only=True, uuids_as_text=True) as consumer:
-                events = [value for r in consumer.read_to_end() if (value := acceptance.accepted(r)) is not None]
+            events = [value for _, value in accepted_events(settings, topics)]
         content = [event for event in events if str(event["event_type"]).startswith("content.")]
         expected_index = expected_rows(content, embedder)
         expected_graph = expected_cowatch(events, settings.search.cowatch_window_s * 1000)

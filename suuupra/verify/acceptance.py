@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors.avro.values import to_wire
 from connectors.kafka.consumer import ConsumedRecord
-from schemas import Catalog, EventSchema
+from schemas import Catalog, EventSchema, default_catalog
+from suuupra.events import event_consumer, make_registry
 from suuupra.settings import Settings
 
 EVENT_TYPE_HEADER = "event_type"
@@ -175,3 +176,21 @@ class Acceptance:
         if impossible_value(value, self.rules_for(record, event), self.settings.flink.max_string_bytes):
             return "invalid_value"
         return None
+
+
+def accepted_events(
+    settings: Settings, topics: Sequence[str], *, as_written: bool = False
+) -> Iterator[tuple[ConsumedRecord, dict[str, Any]]]:
+    """Each record of `topics`, read to their current end, that a job reading them takes in, with its value as the job
+    reads it (`Acceptance.accepted`). The others are skipped and written nowhere. A uuid field is the text that was
+    written, as the jobs' decoder reads it, so a form the decoder refuses is refused here too; `as_written`: each
+    value has its writer's own fields (suuupra/events.py event_consumer)."""
+    # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
+    registry = make_registry(settings)
+    acceptance = Acceptance(settings, default_catalog(), registry)
+    with event_consumer(
+        settings, topics, registry=registry, read_only=True, as_written=as_written, uuids_as_text=True
+    ) as consumer:
+        for record in consumer.read_to_end():
+            if (value := acceptance.accepted(record)) is not None:
+                yield record, value

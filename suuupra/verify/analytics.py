@@ -17,9 +17,8 @@ from typing import Any
 
 from connectors.clickhouse.backend import ClickHouseBackend
 from schemas import default_catalog
-from suuupra.events import event_consumer, make_registry
 from suuupra.settings import Settings
-from suuupra.verify.acceptance import CANONICAL_UUID, Acceptance
+from suuupra.verify.acceptance import CANONICAL_UUID, accepted_events
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -181,17 +180,10 @@ def kafka_events(settings: Settings) -> list[KafkaEvent]:
     """Every event of the job's topics the job accepts, read to their current end: readable and a possible event of
     its topic (suuupra/verify/acceptance.py; the job dead-letters the others, this only looks and skips them). Read as
     the job reads them, with their writer's fields (raw_events.payload holds those)."""
-    # One registry client for both: the writer schemas the consumer fetched are in its cache for the rules.
-    registry = make_registry(settings)
-    acceptance = Acceptance(settings, default_catalog(), registry)
-    with event_consumer(
-        settings, source_topics(settings), registry=registry, read_only=True, as_written=True, uuids_as_text=True
-    ) as consumer:
-        return [
-            KafkaEvent(record.topic, record.partition, record.offset, value)
-            for record in consumer.read_to_end()
-            if (value := acceptance.accepted(record)) is not None
-        ]
+    return [
+        KafkaEvent(record.topic, record.partition, record.offset, value)
+        for record, value in accepted_events(settings, source_topics(settings), as_written=True)
+    ]
 
 
 def _content_key(content_id: Any) -> Any:

@@ -12,7 +12,7 @@ import fastavro
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from connectors.avro.errors import MalformedRecordError, UnknownSchemaError
+from connectors.avro.errors import DeserializationError, MalformedRecordError, UnknownSchemaError
 from connectors.avro.schema import AvroSchema
 from connectors.avro.serde import SCHEMA_NOT_FOUND, UNKNOWN_SCHEMA_RECHECK_S, AvroDeserializer, AvroSerializer
 from schemas import default_catalog
@@ -131,14 +131,45 @@ def test_an_unknown_schema_id_is_not_asked_again_for_every_record() -> None:
 
 
 class _RegistryWith:
-    """A registry that has one schema, under every id."""
+    """A registry that has one schema, under every id, counting how often it is asked."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: Any, schema_type: str = "AVRO") -> None:
         self.schema_str = json.dumps(schema)
-        self.schema_type = "AVRO"
+        self.schema_type = schema_type
+        self.asked = 0
 
     def get_schema(self, schema_id: int) -> _RegistryWith:
+        self.asked += 1
         return self
+
+
+@pytest.mark.parametrize(
+    ("schema", "schema_type", "refusal"),
+    [
+        ("string", "AVRO", "schema id 5 is not an Avro record schema"),
+        ({"type": "record", "name": "Broken", "fields": [{"name": "x", "type": "Nowhere"}]}, "AVRO",
+         "schema id 5 does not parse as Avro"),
+        ({"type": "object"}, "JSON", "schema id 5 is JSON, not Avro"),
+    ],
+)  # fmt: skip
+def test_an_id_whose_schema_cannot_be_read_is_refused_without_asking_again(
+    schema: Any, schema_type: str, refusal: str
+) -> None:
+    """A registered id's schema never changes: once it is found unreadable, every later record naming it is refused
+    for the same reason without a registry request, for good (no recheck, unlike an id the registry lacks)."""
+    registry = _RegistryWith(schema, schema_type)
+    now = [1000.0]
+    deserializer = AvroDeserializer(registry, clock=lambda: now[0])  # type: ignore[arg-type]
+    record = struct.pack(">bI", 0, 5) + b"\x02x"
+    errors = []
+    for _ in range(20):
+        with pytest.raises(DeserializationError, match=refusal) as caught:
+            deserializer.deserialize(record)
+        errors.append(caught.value)
+        now[0] += UNKNOWN_SCHEMA_RECHECK_S
+    assert registry.asked == 1
+    assert {(type(error), str(error)) for error in errors} == {(type(errors[0]), str(errors[0]))}
+    assert len({id(error) for error in errors}) == len(errors)  # a fresh error each time: no traceback piles up
 
 
 def test_uuids_as_text_hold_in_a_named_type_used_twice() -> None:
