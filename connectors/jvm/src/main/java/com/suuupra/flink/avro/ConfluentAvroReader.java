@@ -10,8 +10,9 @@ import org.apache.avro.io.DecoderFactory;
 
 /**
  * Reads Confluent-framed Avro records (magic byte 0, 4-byte schema id, Avro body) into GenericRecords of their
- * writer's schema, fetched from a Confluent-compatible registry once per id (an id it refused is asked about again
- * after {@link #REFUSED_ID_RECHECK_NANOS}). One instance per thread.
+ * writer's schema, fetched from a Confluent-compatible registry once per id (an id the registry does not have is asked
+ * about again after {@link #UNKNOWN_ID_RECHECK_NANOS}; one whose schema is no Avro record never again: a registered
+ * id's schema never changes). One instance per thread.
  *
  * <p>The record of a read is valid until the next read (the objects are reused). A record that cannot be read is not
  * an exception: {@link #read} answers false and {@link #errorCode} /
@@ -25,10 +26,10 @@ public final class ConfluentAvroReader {
     /** Avro allocates a string or array of the length a record claims before reading it: bound that. */
     private static final long MAX_RECORD_BYTES = 16L * 1024 * 1024;
     /**
-     * A schema id the registry refused (unknown, or not an Avro record) is not asked about again for this long: a
-     * producer writing ids that do not exist would otherwise cost a registry round trip per record (milliseconds each).
+     * A schema id the registry does not have is not asked about again for this long: a producer writing ids that do
+     * not exist would otherwise cost a registry round trip per record (milliseconds each).
      */
-    static final long REFUSED_ID_RECHECK_NANOS = 5_000_000_000L;
+    static final long UNKNOWN_ID_RECHECK_NANOS = 5_000_000_000L;
     /** Random ids must not grow the memory of refused ones without end. */
     static final int MAX_REFUSED_IDS = 10_000;
 
@@ -40,6 +41,7 @@ public final class ConfluentAvroReader {
     }
 
     private final RegistryLookup registry;
+    private final long unknownIdRecheckNanos;
     private final Map<Integer, WriterSchema> writers = new HashMap<>();
     private final Map<Integer, RefusedId> refused = new HashMap<>();
     private BinaryDecoder reusable;
@@ -49,7 +51,13 @@ public final class ConfluentAvroReader {
     private String error;
 
     public ConfluentAvroReader(String registryUrl) {
+        this(registryUrl, UNKNOWN_ID_RECHECK_NANOS);
+    }
+
+    /** With another recheck interval for ids the registry does not have (a test's, which cannot wait 5 s). */
+    public ConfluentAvroReader(String registryUrl, long unknownIdRecheckNanos) {
         this.registry = new RegistryLookup(registryUrl);
+        this.unknownIdRecheckNanos = unknownIdRecheckNanos;
     }
 
     /** Reads one record; true when {@link #record} and {@link #writer} hold it, false when {@link #error} says why. */
@@ -72,15 +80,16 @@ public final class ConfluentAvroReader {
         WriterSchema found = writers.get(schemaId);
         if (found == null) {
             RefusedId earlier = refused.get(schemaId);
-            if (earlier != null && System.nanoTime() - earlier.nanoTime < REFUSED_ID_RECHECK_NANOS) {
+            if (earlier != null
+                    && (earlier.forGood || System.nanoTime() - earlier.nanoTime < unknownIdRecheckNanos)) {
                 return fail(earlier.code, earlier.reason);
             }
             try {
                 found = registry.fetch(schemaId);
             } catch (RegistryLookup.UnknownSchemaException unknown) {
-                return refuse(schemaId, UNKNOWN_SCHEMA, unknown.getMessage());
+                return refuse(schemaId, UNKNOWN_SCHEMA, unknown.getMessage(), !unknown.notRegistered);
             } catch (RegistryLookup.IncompatibleSchemaException incompatible) {
-                return refuse(schemaId, INCOMPATIBLE_SCHEMA, incompatible.getMessage());
+                return refuse(schemaId, INCOMPATIBLE_SCHEMA, incompatible.getMessage(), true);
             }
             refused.remove(schemaId);
             writers.put(schemaId, found);
@@ -110,15 +119,15 @@ public final class ConfluentAvroReader {
         }
     }
 
-    private boolean refuse(int schemaId, String code, String reason) {
+    private boolean refuse(int schemaId, String code, String reason, boolean forGood) {
         if (refused.size() >= MAX_REFUSED_IDS) {
             refused.clear();
         }
-        refused.put(schemaId, new RefusedId(code, reason, System.nanoTime()));
+        refused.put(schemaId, new RefusedId(code, reason, System.nanoTime(), forGood));
         return fail(code, reason);
     }
 
-    private record RefusedId(String code, String reason, long nanoTime) {}
+    private record RefusedId(String code, String reason, long nanoTime, boolean forGood) {}
 
     private boolean fail(String code, String reason) {
         errorCode = code;

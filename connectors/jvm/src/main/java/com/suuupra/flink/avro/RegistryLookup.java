@@ -19,9 +19,12 @@ final class RegistryLookup {
 
     static final class UnknownSchemaException extends Exception {
         private static final long serialVersionUID = 1L;
+        /** The registry has no schema under the id: it may have one later. Otherwise the id's schema is no Avro. */
+        final boolean notRegistered;
 
-        UnknownSchemaException(String message) {
+        UnknownSchemaException(String message, boolean notRegistered) {
             super(message);
+            this.notRegistered = notRegistered;
         }
     }
 
@@ -73,7 +76,7 @@ final class RegistryLookup {
         if (response.statusCode() == 404) {
             // 40403: schema not found. Any other 404 (wrong URL) is the deployment's fault, not the record's.
             if (body != null && body.path("error_code").asInt() == 40403) {
-                throw new UnknownSchemaException("schema id " + id + " is not in the registry");
+                throw new UnknownSchemaException("schema id " + id + " is not in the registry", true);
             }
         }
         if (response.statusCode() != 200 || body == null) {
@@ -82,11 +85,11 @@ final class RegistryLookup {
         }
         String type = body.path("schemaType").asText("AVRO");
         if (!type.isEmpty() && !"AVRO".equals(type)) {
-            throw new UnknownSchemaException("schema id " + id + " is " + type + ", not Avro");
+            throw new UnknownSchemaException("schema id " + id + " is " + type + ", not Avro", false);
         }
         String text = body.path("schema").asText("");
         if (text.isEmpty()) {
-            throw new UnknownSchemaException("schema id " + id + " has no schema text in the registry");
+            throw new UnknownSchemaException("schema id " + id + " has no schema text in the registry", false);
         }
         Schema schema;
         try {
