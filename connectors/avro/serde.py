@@ -18,6 +18,7 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
 
 from connectors.avro.errors import (
     DeserializationError,
@@ -39,7 +40,9 @@ HEADER = struct.Struct(">bI")
 # An id the registry said it does not have is not asked again for this long: a producer writing ids that do not exist
 # would otherwise cost a registry round trip per record (milliseconds each, thousands of records).
 UNKNOWN_SCHEMA_RECHECK_S = 5.0
-MAX_UNKNOWN_SCHEMA_IDS = 10_000  # random ids must not grow the memory of them without end
+# Random ids must not grow the memory of refused ids without end: each memory (unknown ids, unreadable schemas) keeps
+# at most this many.
+MAX_REMEMBERED_SCHEMA_IDS = 10_000
 
 
 def _registry_failure(error: Exception, what: str) -> RegistryUnavailableError:
@@ -118,15 +121,13 @@ def _parsed_keeping_uuid_text(schema: AvroSchema) -> Any:
     return fastavro.parse_schema(_without_uuid_type(json.loads(schema.text)), named_schemas={})
 
 
-def _readable_writer(schema_id: int, registered: Schema) -> AvroSchema:
+def _readable_writer(schema_id: int, registered: Schema, schema_str: str) -> AvroSchema:
     """The registered schema as an Avro record schema a record can be read with, or why it is not one."""
     if registered.schema_type not in (None, "AVRO"):
         raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
-    if not registered.schema_str:
-        raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
     try:
-        writer = AvroSchema.from_text(registered.schema_str)
-    except (ValueError, TypeError, KeyError) as error:
+        writer = AvroSchema.from_text(schema_str)
+    except (ValueError, TypeError, KeyError, SchemaParseException) as error:
         raise IncompatibleSchemaError(f"schema id {schema_id} does not parse as Avro: {error}") from error
     if not isinstance(writer.parsed, dict) or writer.parsed.get("type") != "record":
         raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
@@ -175,17 +176,20 @@ class AvroDeserializer:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as error:
             if error.error_code == SCHEMA_NOT_FOUND:
-                if len(self._unknown_since) >= MAX_UNKNOWN_SCHEMA_IDS:
+                if len(self._unknown_since) >= MAX_REMEMBERED_SCHEMA_IDS:
                     self._unknown_since.clear()
                 self._unknown_since[schema_id] = self._clock()
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
+        if not registered.schema_str:
+            # The registry's answer, not the schema, is wrong (a proxy's, say): not remembered, it may be right later.
+            raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
         try:
-            writer = _readable_writer(schema_id, registered)
+            writer = _readable_writer(schema_id, registered, registered.schema_str)
         except (UnknownSchemaError, IncompatibleSchemaError) as error:
-            if len(self._unreadable) >= MAX_UNKNOWN_SCHEMA_IDS:
+            if len(self._unreadable) >= MAX_REMEMBERED_SCHEMA_IDS:
                 self._unreadable.clear()
             self._unreadable[schema_id] = (type(error), str(error))
             raise

@@ -149,6 +149,8 @@ class _RegistryWith:
         ("string", "AVRO", "schema id 5 is not an Avro record schema"),
         ({"type": "record", "name": "Broken", "fields": [{"name": "x", "type": "Nowhere"}]}, "AVRO",
          "schema id 5 does not parse as Avro"),
+        ({"type": "record", "name": "BadDefault", "fields": [{"name": "x", "type": "int", "default": "many"}]}, "AVRO",
+         "schema id 5 does not parse as Avro"),
         ({"type": "object"}, "JSON", "schema id 5 is JSON, not Avro"),
     ],
 )  # fmt: skip

@@ -30,7 +30,7 @@ public final class ConfluentAvroReader {
      * not exist would otherwise cost a registry round trip per record (milliseconds each).
      */
     static final long UNKNOWN_ID_RECHECK_NANOS = 5_000_000_000L;
-    /** Random ids must not grow the memory of refused ones without end. */
+    /** Random ids must not grow a memory of refused ones without end: each (may change, for good) keeps this many. */
     static final int MAX_REFUSED_IDS = 10_000;
 
     static {
@@ -43,7 +43,10 @@ public final class ConfluentAvroReader {
     private final RegistryLookup registry;
     private final long unknownIdRecheckNanos;
     private final Map<Integer, WriterSchema> writers = new HashMap<>();
-    private final Map<Integer, RefusedId> refused = new HashMap<>();
+    /** Ids refused with an answer that may change (the registry did not have it), and when. */
+    private final Map<Integer, RefusedId> refusedForNow = new HashMap<>();
+    /** Ids whose schema is no Avro record: refused for good, and not forgotten when made-up ids fill the other. */
+    private final Map<Integer, RefusedId> refusedForGood = new HashMap<>();
     private BinaryDecoder reusable;
     private GenericRecord record;
     private WriterSchema writer;
@@ -79,19 +82,25 @@ public final class ConfluentAvroReader {
                 | (payload[4] & 0xFF);
         WriterSchema found = writers.get(schemaId);
         if (found == null) {
-            RefusedId earlier = refused.get(schemaId);
-            if (earlier != null
-                    && (earlier.forGood || System.nanoTime() - earlier.nanoTime < unknownIdRecheckNanos)) {
+            RefusedId earlier = refusedForGood.get(schemaId);
+            if (earlier == null) {
+                earlier = refusedForNow.get(schemaId);
+                if (earlier != null && System.nanoTime() - earlier.nanoTime >= unknownIdRecheckNanos) {
+                    earlier = null;
+                }
+            }
+            if (earlier != null) {
                 return fail(earlier.code, earlier.reason);
             }
             try {
                 found = registry.fetch(schemaId);
             } catch (RegistryLookup.UnknownSchemaException unknown) {
-                return refuse(schemaId, UNKNOWN_SCHEMA, unknown.getMessage(), !unknown.notRegistered);
+                return refuse(unknown.mayChange ? refusedForNow : refusedForGood, schemaId, UNKNOWN_SCHEMA,
+                        unknown.getMessage());
             } catch (RegistryLookup.IncompatibleSchemaException incompatible) {
-                return refuse(schemaId, INCOMPATIBLE_SCHEMA, incompatible.getMessage(), true);
+                return refuse(refusedForGood, schemaId, INCOMPATIBLE_SCHEMA, incompatible.getMessage());
             }
-            refused.remove(schemaId);
+            refusedForNow.remove(schemaId);
             writers.put(schemaId, found);
         }
         try {
@@ -119,15 +128,15 @@ public final class ConfluentAvroReader {
         }
     }
 
-    private boolean refuse(int schemaId, String code, String reason, boolean forGood) {
-        if (refused.size() >= MAX_REFUSED_IDS) {
-            refused.clear();
+    private boolean refuse(Map<Integer, RefusedId> memory, int schemaId, String code, String reason) {
+        if (memory.size() >= MAX_REFUSED_IDS) {
+            memory.clear();
         }
-        refused.put(schemaId, new RefusedId(code, reason, System.nanoTime(), forGood));
+        memory.put(schemaId, new RefusedId(code, reason, System.nanoTime()));
         return fail(code, reason);
     }
 
-    private record RefusedId(String code, String reason, long nanoTime, boolean forGood) {}
+    private record RefusedId(String code, String reason, long nanoTime) {}
 
     private boolean fail(String code, String reason) {
         errorCode = code;

@@ -9,8 +9,8 @@ import java.time.Duration;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.avro.AvroRuntimeException;
 import org.apache.avro.Schema;
-import org.apache.avro.SchemaParseException;
 
 /** Writer schemas by id from a Confluent-compatible registry (Apicurio's /apis/ccompat/v7 or Confluent's). */
 final class RegistryLookup {
@@ -19,12 +19,15 @@ final class RegistryLookup {
 
     static final class UnknownSchemaException extends Exception {
         private static final long serialVersionUID = 1L;
-        /** The registry has no schema under the id: it may have one later. Otherwise the id's schema is no Avro. */
-        final boolean notRegistered;
+        /**
+         * The answer may change: the registry has no schema under the id (yet), or answered without a schema text (a
+         * proxy's answer, say). Otherwise the id's schema is not Avro, which it stays.
+         */
+        final boolean mayChange;
 
-        UnknownSchemaException(String message, boolean notRegistered) {
+        UnknownSchemaException(String message, boolean mayChange) {
             super(message);
-            this.notRegistered = notRegistered;
+            this.mayChange = mayChange;
         }
     }
 
@@ -89,12 +92,13 @@ final class RegistryLookup {
         }
         String text = body.path("schema").asText("");
         if (text.isEmpty()) {
-            throw new UnknownSchemaException("schema id " + id + " has no schema text in the registry", false);
+            throw new UnknownSchemaException("schema id " + id + " has no schema text in the registry", true);
         }
         Schema schema;
         try {
             schema = new Schema.Parser().parse(text);
-        } catch (SchemaParseException error) {
+        } catch (AvroRuntimeException error) {
+            // SchemaParseException, and AvroTypeException for a default its type cannot hold, among others.
             throw new IncompatibleSchemaException("schema id " + id + " does not parse as Avro: " + error.getMessage());
         }
         if (schema.getType() != Schema.Type.RECORD) {
