@@ -12,7 +12,7 @@ import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -43,6 +43,7 @@ UNKNOWN_SCHEMA_RECHECK_S = 5.0
 # Random ids must not grow the memory of refused ids without end: each memory (unknown ids, unreadable schemas) keeps
 # at most this many.
 MAX_REMEMBERED_SCHEMA_IDS = 10_000
+_Remembered = TypeVar("_Remembered")
 
 
 def _registry_failure(error: Exception, what: str) -> RegistryUnavailableError:
@@ -121,17 +122,23 @@ def _parsed_keeping_uuid_text(schema: AvroSchema) -> Any:
     return fastavro.parse_schema(_without_uuid_type(json.loads(schema.text)), named_schemas={})
 
 
-def _readable_writer(schema_id: int, registered: Schema, schema_str: str) -> AvroSchema:
-    """The registered schema as an Avro record schema a record can be read with, or why it is not one."""
-    if registered.schema_type not in (None, "AVRO"):
-        raise UnknownSchemaError(f"schema id {schema_id} is {registered.schema_type}, not Avro")
+def _readable_writer(schema_id: int, schema_type: str | None, text: str) -> AvroSchema:
+    """A registered schema as an Avro record schema a record can be read with, or why it is not one."""
+    if schema_type not in (None, "AVRO"):
+        raise UnknownSchemaError(f"schema id {schema_id} is {schema_type}, not Avro")
     try:
-        writer = AvroSchema.from_text(schema_str)
+        writer = AvroSchema.from_text(text)
     except (ValueError, TypeError, KeyError, SchemaParseException) as error:
         raise IncompatibleSchemaError(f"schema id {schema_id} does not parse as Avro: {error}") from error
     if not isinstance(writer.parsed, dict) or writer.parsed.get("type") != "record":
         raise IncompatibleSchemaError(f"schema id {schema_id} is not an Avro record schema")
     return writer
+
+
+def _remember(memory: dict[int, _Remembered], schema_id: int, value: _Remembered) -> None:
+    if len(memory) >= MAX_REMEMBERED_SCHEMA_IDS:
+        memory.clear()
+    memory[schema_id] = value
 
 
 class AvroDeserializer:
@@ -176,9 +183,7 @@ class AvroDeserializer:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as error:
             if error.error_code == SCHEMA_NOT_FOUND:
-                if len(self._unknown_since) >= MAX_REMEMBERED_SCHEMA_IDS:
-                    self._unknown_since.clear()
-                self._unknown_since[schema_id] = self._clock()
+                _remember(self._unknown_since, schema_id, self._clock())
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from error
             raise _registry_failure(error, f"fetching schema id {schema_id}") from error
         except Exception as error:
@@ -187,11 +192,9 @@ class AvroDeserializer:
             # The registry's answer, not the schema, is wrong (a proxy's, say): not remembered, it may be right later.
             raise UnknownSchemaError(f"schema id {schema_id} has no schema text in the registry")
         try:
-            writer = _readable_writer(schema_id, registered, registered.schema_str)
+            writer = _readable_writer(schema_id, registered.schema_type, registered.schema_str)
         except (UnknownSchemaError, IncompatibleSchemaError) as error:
-            if len(self._unreadable) >= MAX_REMEMBERED_SCHEMA_IDS:
-                self._unreadable.clear()
-            self._unreadable[schema_id] = (type(error), str(error))
+            _remember(self._unreadable, schema_id, (type(error), str(error)))
             raise
         reader = self._readers.get(writer.fullname)
         # Resolving against an identical reader schema costs about half the decoding time for nothing.

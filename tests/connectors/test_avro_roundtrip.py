@@ -174,6 +174,17 @@ def test_an_id_whose_schema_cannot_be_read_is_refused_without_asking_again(
     assert len({id(error) for error in errors}) == len(errors)  # a fresh error each time: no traceback piles up
 
 
+def test_an_answer_without_schema_text_is_asked_about_again() -> None:
+    """Not the schema's fault but the answer's (a proxy's, say): not remembered, the next record asks again."""
+    registry = _RegistryWith(None)
+    registry.schema_str = ""
+    deserializer = AvroDeserializer(registry)  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(UnknownSchemaError, match="schema id 5 has no schema text in the registry"):
+            deserializer.deserialize(struct.pack(">bI", 0, 5) + b"\x02x")
+    assert registry.asked == 3
+
+
 def test_uuids_as_text_hold_in_a_named_type_used_twice() -> None:
     """fastavro's parsed schema keeps its own copy of each named type, which a reference by name reads with: the uuid
     type must be gone from that copy too."""
